@@ -1,0 +1,48 @@
+# modelserve: two commands for a fresh machine.
+#   make serve   set everything up and serve the iris demo model on port 8000
+#   make test    set everything up and run the whole test suite
+# XGBOOST=gpu installs the full XGBoost build (CUDA libraries) instead of xgboost-cpu.
+
+PYTHON ?= python3
+VENV ?= .venv
+XGBOOST ?= cpu
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+INSTALL_INPUTS := setup.cfg pyproject.toml
+
+.PHONY: serve serve-dev test lint demo-models install install-test clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+
+$(VENV)/.installed-$(XGBOOST): $(PY) $(INSTALL_INPUTS)
+	$(PIP) install -e '.[$(XGBOOST)]'
+	touch $@
+
+$(VENV)/.installed-test-$(XGBOOST): $(PY) $(INSTALL_INPUTS)
+	$(PIP) install -e '.[$(XGBOOST),test]'
+	touch $@ $(VENV)/.installed-$(XGBOOST)
+
+install: $(VENV)/.installed-$(XGBOOST)
+install-test: $(VENV)/.installed-test-$(XGBOOST)
+
+demo-models: install
+	$(VENV)/bin/flask --app app create-demo-models
+
+serve: demo-models
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py "app:create_app()"
+
+serve-dev: demo-models
+	$(VENV)/bin/flask --app app run --debug --reload \
+		--host "$$($(PY) -c 'from app.config import load_config; print(load_config()["api"]["host"])')" \
+		--port "$$($(PY) -c 'from app.config import load_config; print(load_config()["api"]["port"])')"
+
+lint: install-test
+	$(VENV)/bin/ruff check app plugins tests gunicorn.conf.py
+
+test: install-test lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,80 @@
+"""The per-model contract between the core and an adapter.
+
+An adapter knows one family of model files (scikit-learn pickles, XGBoost
+boosters, ...). The core asks it to ``load`` a file that already passed the
+core's path and integrity checks, and gets back a :class:`LoadedModel`.
+Everything else -- feature validation, ordering by name, labels,
+probabilities, timing -- lives once in :mod:`app.inference`, not in each adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    """Runtime options every adapter must honour."""
+
+    #: Threads one prediction may use (OpenMP, BLAS, XGBoost ``nthread``).
+    #: One per worker by default: gunicorn workers already use every core.
+    compute_threads: int = 1
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What the core needs to know about a loaded model."""
+
+    model_class: str
+    task: Task
+    n_features: int | None = None
+    feature_names: Sequence[str] | None = None
+    #: Class values in the order of ``predict_proba``'s columns (classifiers).
+    classes: Sequence[Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class LoadedModel(Protocol):
+    """A model held in memory, ready to predict.
+
+    ``predict`` receives a 2-D float64 array whose rows the core has already
+    checked (count of features, finite numbers, order of named features) and
+    returns one value per row: a class value from ``describe().classes`` for
+    classifiers, a number for regressors.
+    """
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> ModelDescription: ...
+
+
+@runtime_checkable
+class ProbabilisticModel(Protocol):
+    """A classifier that can also return class probabilities."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Return an array of shape (rows, classes), columns as ``describe().classes``."""
+        ...
+
+
+class ModelAdapter(Protocol):
+    """Loads one family of model files.
+
+    ``name`` is what clients pass as ``model_type``; ``file_types`` are the file
+    suffixes (``".joblib"``) for which this adapter is chosen when no
+    ``model_type`` is given. ``load`` may accept other suffixes when asked
+    explicitly. It raises :class:`app.errors.ModelLoadError` (or any exception,
+    which the core wraps) when the file is not a model it can serve.
+    """
+
+    name: str
+    file_types: Sequence[str]
+
+    def load(self, path: Path, metadata: Mapping[str, Any]) -> LoadedModel: ...

@@ -1,0 +1,1 @@
+"""HTTP resources, one package each (``resources.py`` + ``schemas.py``)."""

@@ -1,0 +1,99 @@
+"""``/predict``, ``/predict/{model_name}`` and ``/batch-predict``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.api.predictions.schemas import (
+    BatchPredictionResponseSchema,
+    BatchPredictRequestSchema,
+    PredictionResponseSchema,
+    PredictPathRequestSchema,
+    PredictRequestSchema,
+)
+from app.config import NAME_PATTERN
+from app.errors import ValidationFailed
+from app.extensions import services
+from app.inference import predict_rows, utc_timestamp
+
+blp = Blueprint("predictions", __name__, url_prefix="/api/v1", description="Predictions with the served models.")
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def check_model_name(name: str) -> None:
+    """Path parameters skip schema loading; hold them to the body's rule."""
+    if not _NAME.match(name):
+        message = "Must be 1-64 letters, digits, '_' or '-'."
+        raise ValidationFailed(f"Invalid model_name: {message}", errors={"path": {"model_name": [message]}})
+
+
+def predict_one(model_name: str, body: dict[str, Any]) -> dict[str, Any]:
+    served = services().registry.get(model_name)
+    want = body.get("return_probabilities")
+    results, elapsed = predict_rows(served, [body["features"]], with_probabilities=want is not False)
+    result = results[0]
+    result.pop("confidence", None)
+    return {
+        **result,
+        "model_name": model_name,
+        "model_version": served.version,
+        "prediction_time": elapsed,
+        "timestamp": utc_timestamp(),
+    }
+
+
+@blp.route("/predict")
+class Predict(MethodView):
+    @blp.arguments(PredictRequestSchema, example={"features": [5.1, 3.5, 1.4, 0.2], "model_name": "default"})
+    @blp.response(200, PredictionResponseSchema)
+    @blp.alt_response(400, response="BAD_REQUEST")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Predict one sample with the default model (or the one named in the body)."""
+        return predict_one(body["model_name"], body)
+
+
+@blp.route("/predict/<model_name>")
+class PredictWithModel(MethodView):
+    @blp.arguments(PredictPathRequestSchema, example={"features": [5.1, 3.5, 1.4, 0.2]})
+    @blp.response(200, PredictionResponseSchema)
+    @blp.alt_response(400, response="BAD_REQUEST")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    def post(self, body: dict[str, Any], model_name: str) -> dict[str, Any]:
+        """Predict one sample with the model named in the path."""
+        check_model_name(model_name)
+        return predict_one(model_name, body)
+
+
+@blp.route("/batch-predict")
+class BatchPredict(MethodView):
+    @blp.arguments(
+        BatchPredictRequestSchema,
+        example={"features": [[5.1, 3.5, 1.4, 0.2], [6.3, 2.9, 5.6, 1.8]], "model_name": "iris_classifier"},
+    )
+    @blp.response(200, BatchPredictionResponseSchema)
+    @blp.alt_response(400, response="BAD_REQUEST")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Predict 1 to 1000 samples in one call; each result has its confidence."""
+        served = services().registry.get(body["model_name"])
+        results, elapsed = predict_rows(served, body["features"], with_probabilities=body["return_probabilities"])
+        return {
+            "predictions": results,
+            "model_name": body["model_name"],
+            "model_version": served.version,
+            "count": len(results),
+            "prediction_time": elapsed,
+            "timestamp": utc_timestamp(),
+        }

@@ -1,0 +1,246 @@
+"""Configuration: defaults, then YAML files, then environment variables, then
+explicit overrides -- merged, then validated once.
+
+A bad value stops start-up with one line naming the key and where it came
+from (``ConfigError``). gunicorn.conf.py calls :func:`load_config` too, so the
+master refuses a bad file before any worker starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import marshmallow as ma
+import yaml
+from marshmallow import validate
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILES = (
+    ("MODELSERVE_CONFIG", PROJECT_ROOT / "config" / "api_config.yaml"),
+    ("MODELSERVE_SECURITY_CONFIG", PROJECT_ROOT / "config" / "security.yaml"),
+)
+
+#: The spec's environment variables and the key each one sets.
+ENV_VARS = {
+    "API_HOST": "api.host",
+    "API_PORT": "api.port",
+    "API_WORKERS": "api.workers",
+    "LOG_LEVEL": "logging.level",
+    "ENVIRONMENT": "environment",
+    "MODEL_DIRECTORY": "models.model_directory",
+    "ENABLE_METRICS": "monitoring.enable_metrics",
+    "CORS_ENABLED": "security.enable_cors",
+}
+
+NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``str()`` is the one line to show the operator."""
+
+
+class _Section(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+def _int(default: int, lo: int, hi: int | None = None) -> ma.fields.Integer:
+    return ma.fields.Integer(strict=True, load_default=default, validate=validate.Range(min=lo, max=hi))
+
+
+def _bool(default: bool) -> ma.fields.Boolean:
+    return ma.fields.Boolean(load_default=default)
+
+
+def _str(default: str, **kwargs: Any) -> ma.fields.String:
+    return ma.fields.String(load_default=default, validate=validate.Length(min=1), **kwargs)
+
+
+class ApiSection(_Section):
+    host = _str("127.0.0.1")
+    port = _int(8000, 1, 65535)
+    workers = _int(4, 1, 128)
+    timeout = _int(30, 1, 3600)
+    max_request_size = _int(10 * 1024 * 1024, 1024, 1024**3)
+    worker_class = ma.fields.String(load_default="gthread", validate=validate.OneOf(["sync", "gthread"]))
+    threads = _int(4, 1, 64)
+
+
+class SecuritySection(_Section):
+    enable_cors = _bool(False)
+    cors_origins = ma.fields.List(ma.fields.String(), load_default=list)
+    api_key_header = _str("X-API-Key")
+    rate_limit_enabled = _bool(True)
+
+
+class ModelsSection(_Section):
+    auto_load = _bool(True)
+    model_directory = _str("models/trained")
+    max_models = _int(5, 1, 10_000)
+    model_timeout = _int(300, 0)
+    default_model = ma.fields.String(load_default="iris_classifier", validate=validate.Regexp(NAME_PATTERN))
+
+
+class LoggingSection(_Section):
+    level = ma.fields.String(
+        load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+    )
+    format = ma.fields.String(load_default="json", validate=validate.OneOf(["json", "text"]))
+    access_log = _bool(True)
+
+    @ma.pre_load
+    def _upper_level(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("level"), str):
+            data = {**data, "level": data["level"].upper()}
+        return data
+
+
+class MonitoringSection(_Section):
+    enable_metrics = _bool(True)
+    metrics_endpoint = _str("/api/v1/metrics")
+    health_endpoint = _str("/api/v1/health")
+
+
+class PluginsSection(_Section):
+    directory = _str("plugins")
+
+
+class RegistrySection(_Section):
+    state_directory = _str("var/state")
+    #: How stale a worker's view of the shared model list may be, in milliseconds.
+    sync_interval_ms = _int(5, 0, 60_000)
+
+
+class RuntimeSection(_Section):
+    compute_threads = _int(1, 1, 256)
+
+
+def _section(schema: type[ma.Schema]) -> ma.fields.Nested:
+    return ma.fields.Nested(schema, load_default=lambda: schema().load({}))
+
+
+class ConfigSchema(_Section):
+    environment = ma.fields.String(
+        load_default="development", validate=validate.OneOf(["development", "production", "testing"])
+    )
+    api = _section(ApiSection)
+    security = _section(SecuritySection)
+    models = _section(ModelsSection)
+    logging = _section(LoggingSection)
+    monitoring = _section(MonitoringSection)
+    plugins = _section(PluginsSection)
+    registry = _section(RegistrySection)
+    runtime = _section(RuntimeSection)
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    node = tree
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"invalid configuration: {part} must be a mapping (from {source})")
+        node = child
+    node[leaf] = value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping of sections, not {type(data).__name__}")
+    return data
+
+
+def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
+    """Walk marshmallow's nested error dict down to the first leaf message."""
+    if isinstance(messages, dict):
+        key, inner = next(iter(messages.items()))
+        return _first_error(inner, f"{prefix}{key}." if not isinstance(key, int) else prefix)
+    if isinstance(messages, list) and messages:
+        return _first_error(messages[0], prefix)
+    return prefix.removesuffix("_schema.").rstrip("."), str(messages)
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return the validated configuration as nested dicts, or raise :class:`ConfigError`.
+
+    Layers, later winning: defaults, ``config/api_config.yaml`` (or the file
+    named by ``MODELSERVE_CONFIG``), ``config/security.yaml`` (or
+    ``MODELSERVE_SECURITY_CONFIG``), the spec's environment variables, and
+    ``overrides`` (what ``create_app(config=...)`` receives).
+    """
+    environ = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    def apply(layer: Mapping[str, Any], source: str) -> None:
+        for dotted, value in _flatten(layer).items():
+            _set(merged, dotted, copy.deepcopy(value), source)
+            sources[dotted] = source
+
+    for env_name, default_path in DEFAULT_CONFIG_FILES:
+        path = Path(environ[env_name]) if environ.get(env_name) else default_path
+        if environ.get(env_name) or path.exists():
+            apply(_read_yaml(path), str(path))
+    for env_name, dotted in ENV_VARS.items():
+        raw = environ.get(env_name)
+        if raw is not None and raw != "":
+            value = raw if dotted in ("api.host", "models.model_directory") else _parse_env(raw)
+            _set(merged, dotted, value, f"environment variable {env_name}")
+            sources[dotted] = f"environment variable {env_name}"
+    if overrides:
+        apply(overrides, "create_app(config=...)")
+
+    try:
+        return ConfigSchema().load(merged)
+    except ma.ValidationError as exc:
+        key, message = _first_error(exc.messages)
+        source = next(
+            (sources[k] for k in (key, *_parents(key)) if k in sources),
+            _source_of_section(key, sources),
+        )
+        raise ConfigError(f"invalid configuration: {key}: {message} (from {source})") from None
+
+
+def _parse_env(raw: str) -> Any:
+    """Read an environment value the way YAML would ("8000" -> 8000, "true" -> True)."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _parents(key: str) -> list[str]:
+    parts = key.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+
+
+def _source_of_section(key: str, sources: Mapping[str, str]) -> str:
+    section = key.split(".")[0]
+    found = {src for k, src in sources.items() if k == section or k.startswith(section + ".")}
+    return ", ".join(sorted(found)) or "defaults"

@@ -1,0 +1,133 @@
+"""The demo models ``make serve`` needs, trained on scikit-learn's bundled iris data.
+
+Nothing here runs while serving: it is the ``create-demo-models`` command's
+work. Each model gets a sidecar with its labels, feature names, sha256 and the
+library versions it was trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from app.model_files import sha256_of, sidecar_path
+
+LABELS = ["setosa", "versicolor", "virginica"]
+FEATURE_NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    filename: str
+    description: str
+    model_type: str
+    build: Callable[[Any, Any, Path], None]
+    #: The spec's "load a model" examples load these by hand, so they are not auto-loaded.
+    auto_load: bool = True
+
+
+def _iris() -> tuple[Any, Any]:
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    return data.data, data.target
+
+
+def _save_joblib(estimator: Any, path: Path) -> None:
+    import joblib
+
+    joblib.dump(estimator, path)
+
+
+def _logistic_regression(X: Any, y: Any, path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    _save_joblib(LogisticRegression(max_iter=1000).fit(X, y), path)
+
+
+def _random_forest(X: Any, y: Any, path: Path) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    _save_joblib(RandomForestClassifier(n_estimators=50, random_state=0, n_jobs=1).fit(X, y), path)
+
+
+def _decision_tree(X: Any, y: Any, path: Path) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    _save_joblib(DecisionTreeClassifier(max_depth=4, random_state=0).fit(X, y), path)
+
+
+def _xgboost(X: Any, y: Any, path: Path) -> None:
+    import xgboost as xgb
+
+    model = xgb.XGBClassifier(n_estimators=50, max_depth=3, learning_rate=0.3, n_jobs=1, random_state=0)
+    model.fit(X, y)
+    model.save_model(path)
+
+
+DEMO_MODELS = (
+    DemoModel("iris_classifier.joblib", "Iris LogisticRegression; the default model", "sklearn", _logistic_regression),
+    DemoModel("iris_xgboost.json", "Iris XGBoost classifier (50 trees), native JSON format", "xgboost", _xgboost),
+    DemoModel(
+        "custom_model.pkl",
+        "Iris RandomForest (50 trees) for the spec's load example",
+        "sklearn",
+        _random_forest,
+        auto_load=False,
+    ),
+    DemoModel(
+        "new_model.pkl",
+        "Iris DecisionTree for the spec's model-management example",
+        "sklearn",
+        _decision_tree,
+        auto_load=False,
+    ),
+)
+
+
+def training_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("scikit-learn", "xgboost", "numpy"):
+        try:
+            found[package] = version(package)
+        except Exception:  # xgboost ships as xgboost-cpu too
+            try:
+                found[package] = version(f"{package}-cpu")
+            except Exception:
+                continue
+    return found
+
+
+def create_demo_models(directory: Path, force: bool = False) -> list[tuple[str, str]]:
+    """Train and write the demo models that are missing; return (file, "created"/"kept") pairs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    X, y = None, None
+    report = []
+    for demo in DEMO_MODELS:
+        path = directory / demo.filename
+        if path.exists() and sidecar_path(path).exists() and not force:
+            report.append((demo.filename, "kept"))
+            continue
+        if X is None:
+            X, y = _iris()
+        demo.build(X, y, path)
+        metadata = {
+            "name": path.stem,
+            "version": "1",
+            "description": demo.description,
+            "model_type": demo.model_type,
+            "labels": LABELS,
+            "feature_names": FEATURE_NAMES,
+            "sha256": sha256_of(path),
+            "training": training_versions(),
+        }
+        if not demo.auto_load:
+            metadata["auto_load"] = False
+        sidecar_path(path).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        report.append((demo.filename, "created"))
+    return report

@@ -1,0 +1,108 @@
+"""The application factory: wiring only, no work at import time."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from app.adapters import AdapterSettings
+from app.config import load_config
+from app.extensions import ModelServeApi
+from app.observability import configure_logging, register_request_ids
+from app.plugin_manager import PluginSet, build_plugin_manager
+from app.registry import ModelRegistry
+from app.state_store import SQLiteStateStore
+
+log = logging.getLogger(__name__)
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@dataclass
+class Services:
+    """What the views need, built once per worker."""
+
+    config: dict[str, Any]
+    plugins: PluginSet
+    registry: ModelRegistry
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application. ``config`` overrides the YAML files and environment."""
+    settings = load_config(config)
+    configure_logging(settings["logging"]["level"], settings["logging"]["format"])
+    limit_compute_threads(settings["runtime"]["compute_threads"])
+
+    app = Flask("app")
+    app.config.update(
+        MODELSERVE=settings,
+        API_TITLE="modelserve",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={"info": {"description": "Prediction and model-management API of modelserve."}},
+    )
+    register_request_ids(app)
+    register_hygiene(app, settings)
+    register_api(app)
+    register_services(app, settings)
+    register_cli(app)
+    return app
+
+
+def limit_compute_threads(threads: int) -> None:
+    """One compute thread per worker by default: workers already use every core.
+
+    The environment covers libraries that start their thread pools later;
+    threadpoolctl covers the ones already loaded.
+    """
+    for name in THREAD_ENV_VARS:
+        os.environ[name] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+
+
+def register_hygiene(app: Flask, settings: Mapping[str, Any]) -> None:
+    from app.hygiene import register_request_checks
+
+    register_request_checks(app, settings["api"]["max_request_size"])
+
+
+def register_api(app: Flask) -> None:
+    from app.api.adapters.resources import blp as adapters_blp
+    from app.api.fields import feature_row_openapi
+    from app.api.models.resources import blp as models_blp
+    from app.api.predictions.resources import blp as predictions_blp
+
+    api = ModelServeApi(app)
+    api.ma_plugin.converter.add_attribute_function(feature_row_openapi)
+    for blueprint in (predictions_blp, models_blp, adapters_blp):
+        api.register_blueprint(blueprint)
+
+
+def register_services(app: Flask, settings: dict[str, Any]) -> None:
+    plugin_dir = Path(settings["plugins"]["directory"])
+    plugins = build_plugin_manager(plugin_dir, AdapterSettings(compute_threads=settings["runtime"]["compute_threads"]))
+    store = SQLiteStateStore(Path(settings["registry"]["state_directory"]))
+    registry = ModelRegistry(store, plugins, settings["models"], settings["registry"]["sync_interval_ms"])
+    app.extensions["modelserve"] = Services(config=settings, plugins=plugins, registry=registry)
+
+    @app.before_request
+    def _warm_models() -> None:
+        registry.warm()
+
+
+def register_cli(app: Flask) -> None:
+    from app.cli import register_commands
+
+    register_commands(app)

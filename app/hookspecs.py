@@ -1,0 +1,63 @@
+"""The hooks a modelserve plugin may implement, grouped by lifecycle.
+
+Hooks are few and coarse: they are for discovery and events. What an adapter
+does for one model is the small typed contract in :mod:`app.adapters`.
+
+A plugin implements a hook with a function of the same name decorated with
+``@hookimpl``; it may accept a subset of the arguments listed here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+PROJECT_NAME = "modelserve"
+ENTRY_POINT_GROUP = "modelserve.adapters"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+if TYPE_CHECKING:
+    from app.adapters import AdapterSettings, ModelAdapter
+
+
+# --- discovery (once per worker, while the application is built) -----------
+
+
+@hookspec
+def register_adapters(settings: AdapterSettings) -> list[ModelAdapter]:
+    """Return the model adapters this plugin provides.
+
+    Called once per worker by :func:`app.plugin_manager.build_plugin_manager`,
+    before any model is loaded. ``settings`` carries the runtime options every
+    adapter must honour (the number of compute threads a model may use).
+
+    Return a list of objects that follow :class:`app.adapters.ModelAdapter`
+    (an empty list is fine). Adapter names and the file suffixes they claim must
+    be unique across all plugins: a clash stops start-up naming both plugins.
+    """
+
+
+# --- model lifecycle events (in the worker where they happen) -------------
+
+
+@hookspec
+def model_loaded(name: str, info: dict[str, Any]) -> None:
+    """React to a model becoming servable in this worker.
+
+    Called after an adapter has loaded the model and the core has checked it.
+    ``name`` is the model's name; ``info`` is the same mapping that
+    ``GET /api/v1/models/{name}/info`` returns. The return value is ignored;
+    an exception is logged and does not undo the load.
+    """
+
+
+@hookspec
+def model_unloaded(name: str, reason: str) -> None:
+    """React to a model leaving this worker's memory.
+
+    ``reason`` is ``"deleted"`` (unloaded through the API) or ``"replaced"``
+    (a new file was loaded under the same name). The return value is ignored.
+    """

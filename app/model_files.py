@@ -1,0 +1,110 @@
+"""Model files on disk: where a requested path may point, sidecar metadata, integrity.
+
+Loading a pickle runs code, so the first rule of model loading is *which* file:
+only regular files that resolve (symlinks followed) inside the configured model
+directory are ever opened. Everything here runs before an adapter touches the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import validate
+
+from app.config import NAME_PATTERN
+from app.errors import ModelLoadError, ModelPathError, NotFound
+
+SIDECAR_SUFFIX = ".meta.json"
+
+
+class SidecarSchema(ma.Schema):
+    """The optional ``<stem>.meta.json`` next to a model file."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    name = ma.fields.String(validate=validate.Regexp(NAME_PATTERN))
+    version = ma.fields.String(validate=validate.Length(min=1, max=64))
+    description = ma.fields.String(validate=validate.Length(max=2000))
+    model_type = ma.fields.String(validate=validate.Length(min=1, max=32))
+    labels = ma.fields.List(ma.fields.String(), validate=validate.Length(min=1))
+    feature_names = ma.fields.List(ma.fields.String(), validate=validate.Length(min=1))
+    sha256 = ma.fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    #: Library versions the model was trained with (written by the demo command).
+    training = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
+    #: For custom ``.py`` models: the class to instantiate, the task, the feature count.
+    class_name = ma.fields.String(validate=validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$"))
+    task = ma.fields.String(validate=validate.OneOf(["classification", "regression"]))
+    n_features = ma.fields.Integer(strict=True, validate=validate.Range(min=1))
+    #: False keeps the file out of start-up loading; it can still be loaded through the API.
+    auto_load = ma.fields.Boolean(truthy={True}, falsy={False})
+
+
+def sidecar_path(model_file: Path) -> Path:
+    return model_file.with_name(model_file.stem + SIDECAR_SUFFIX)
+
+
+def is_sidecar(path: Path) -> bool:
+    return path.name.endswith(SIDECAR_SUFFIX)
+
+
+def read_sidecar(model_file: Path) -> dict[str, Any]:
+    """Return the validated sidecar metadata, ``{}`` when there is none."""
+    path = sidecar_path(model_file)
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return SidecarSchema().load(raw)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"metadata file {path.name} is not readable JSON: {exc}") from None
+    except ma.ValidationError as exc:
+        raise ModelLoadError(f"metadata file {path.name} is invalid", errors={"metadata": exc.messages}) from None
+
+
+def resolve_model_path(model_dir: Path, requested: str) -> Path:
+    """Return the real path of ``requested`` if it is a regular file inside ``model_dir``.
+
+    ``requested`` may be relative to the model directory (``iris.joblib``) or,
+    as in the spec's examples, relative to the working directory and pointing
+    into it (``models/trained/iris.joblib``). Absolute paths, ``..`` and
+    symlinks that lead out are refused before anything is read.
+    """
+    pure = PurePosixPath(requested.replace("\\", "/"))
+    if not pure.parts or pure.is_absolute() or requested.startswith("~") or ":" in pure.parts[0]:
+        raise ModelPathError("model_path must be a relative path inside the model directory.")
+    if ".." in pure.parts:
+        raise ModelPathError("model_path must not contain '..'.")
+    root = model_dir.resolve()
+    candidates = [Path.cwd() / pure, root / pure]
+    for candidate in candidates:
+        real = candidate.resolve()
+        if not real.is_relative_to(root):
+            if candidate.exists() and candidate.absolute().is_relative_to(root):
+                raise ModelPathError("model_path resolves outside the model directory (symbolic link).")
+            continue
+        try:
+            mode = real.stat().st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode):
+            raise ModelPathError("model_path must name a regular file, not a directory or device.")
+        return real
+    raise NotFound(f"No model file '{requested}' in the model directory.")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def relative_to_model_dir(model_dir: Path, path: Path) -> str:
+    return path.resolve().relative_to(model_dir.resolve()).as_posix()

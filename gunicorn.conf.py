@@ -1,0 +1,49 @@
+"""gunicorn settings, read from the same validated configuration as the application.
+
+Start with ``gunicorn -c gunicorn.conf.py "app:create_app()"``. The master only
+reads the configuration (a bad key stops it here, before any worker starts);
+each worker builds the application and loads the models after fork, never
+before (``preload_app`` with OpenMP libraries can hang workers).
+"""
+
+import os
+import sys
+
+from app.config import ConfigError, load_config
+
+try:
+    _settings = load_config()
+except ConfigError as exc:
+    sys.stderr.write(f"modelserve: {exc}\n")
+    sys.exit(2)
+
+_api = _settings["api"]
+bind = f"{_api['host']}:{_api['port']}"
+workers = _api["workers"]
+worker_class = _api["worker_class"]
+threads = _api["threads"]
+timeout = _api["timeout"]
+graceful_timeout = _api["timeout"]
+keepalive = 5
+preload_app = False
+# gunicorn's control socket (gunicornc) is not used; several servers on one host would share its path.
+control_socket_disable = True
+accesslog = "-" if _settings["logging"]["access_log"] else None
+errorlog = "-"
+loglevel = _settings["logging"]["level"].lower()
+access_log_format = (
+    '{"timestamp":"%(t)s","level":"INFO","message":"%(r)s","status":%(s)s,'
+    '"duration_s":%(L)s,"request_id":"%({x-request-id}o)s","remote":"%(h)s"}'
+)
+
+# One compute thread per worker unless configured otherwise: set before any
+# worker imports numpy, OpenMP or XGBoost.
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = str(_settings["runtime"]["compute_threads"])
+
+
+def post_worker_init(worker):
+    """Load the models in each worker before it accepts requests."""
+    services = worker.wsgi.extensions.get("modelserve")
+    if services is not None:
+        services.registry.warm()

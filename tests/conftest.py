@@ -1,0 +1,55 @@
+"""Fixtures: an application over a temporary model directory, its test client and CLI runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import create_app
+from tests.factories import write_iris_set
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """A model directory holding the iris demo set (sklearn classifier + XGBoost)."""
+    return write_iris_set(tmp_path / "models")
+
+
+def app_config(tmp_path: Path, model_dir: Path, **sections: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "environment": "testing",
+        "models": {"model_directory": str(model_dir)},
+        "registry": {"state_directory": str(tmp_path / "state")},
+        "plugins": {"directory": str(tmp_path / "plugins")},
+        "logging": {"level": "WARNING"},
+    }
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    return config
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, model_dir: Path):
+    """Build an application over ``model_dir``; keyword sections override the config."""
+
+    def build(**sections: Any):
+        return create_app(app_config(tmp_path, model_dir, **sections))
+
+    return build
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

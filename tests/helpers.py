@@ -1,0 +1,123 @@
+"""Helpers shared by the tests: the one error-shape assertion, free ports, real servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ERROR_KEYS = {"code", "status", "message", "request_id"}
+
+
+def _json(response: Any) -> Any:
+    return response.get_json() if hasattr(response, "get_json") else response.json()
+
+
+def assert_error(response: Any, status: int, *, contains: str | None = None) -> dict[str, Any]:
+    """Assert ``response`` is the documented JSON error with ``status``; return its body."""
+    body = _json(response)
+    assert response.status_code == status, (response.status_code, body)
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert isinstance(body, dict) and ERROR_KEYS <= body.keys(), body
+    assert body["code"] == status
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    assert "Traceback" not in str(body)
+    if contains is not None:
+        assert contains.lower() in str(body).lower(), body
+    return body
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll ``url`` until it answers; fail early if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+class GunicornServer:
+    """A real ``gunicorn -c gunicorn.conf.py "app:create_app()"`` with its own config file and port."""
+
+    def __init__(self, tmp_path: Path, config: dict[str, Any], workers: int = 2, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.tmp_path = tmp_path
+        self.config_file = tmp_path / f"config-{self.port}.yaml"
+        settings = {"environment": "testing", **config}
+        settings.setdefault("api", {}).update({"host": "127.0.0.1", "port": self.port, "workers": workers})
+        settings.setdefault("registry", {}).setdefault("state_directory", str(tmp_path / "state"))
+        settings.setdefault("plugins", {}).setdefault("directory", str(tmp_path / "plugins"))
+        self.config_file.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k not in ("API_PORT", "API_HOST", "API_WORKERS")},
+            "MODELSERVE_CONFIG": str(self.config_file),
+            **(env or {}),
+        }
+        self.log_path = tmp_path / f"gunicorn-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> GunicornServer:
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
+            cwd=PROJECT_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until_up(self.url + "/openapi.json", self.process)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"gunicorn did not start:\n{self.log()}") from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            self._log.close()
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def worker_pids(self) -> set[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        return {int(p) for p in out.stdout.split()}
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url + path, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.delete(self.url + path, timeout=30, **kwargs)
