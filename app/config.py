@@ -111,8 +111,9 @@ class PluginsSection(_Section):
 
 class RegistrySection(_Section):
     state_directory = _str("var/state")
-    #: How stale a worker's view of the shared model list may be, in milliseconds.
-    sync_interval_ms = _int(5, 0, 60_000)
+    #: 0: every request checks the shared generation counter (8 bytes of shared memory).
+    #: A positive value lets a worker's view be that many milliseconds stale.
+    sync_interval_ms = _int(0, 0, 60_000)
 
 
 class RuntimeSection(_Section):

@@ -81,7 +81,7 @@ def predict_rows(served: ServedModel, rows: Sequence[Row], with_probabilities: b
     served.count(len(X))
 
     if served.description.task == "regression":
-        return [{"prediction": float(v)} for v in raw.reshape(len(X), -1)[:, 0]], elapsed
+        return [{"prediction": float(v), "confidence": None} for v in raw.reshape(len(X), -1)[:, 0]], elapsed
 
     classes = list(served.description.classes or [])
     position = {(c.item() if hasattr(c, "item") else c): i for i, c in enumerate(classes)}

@@ -135,15 +135,22 @@ class ModelRegistry:
     # --- the shared state --------------------------------------------------
 
     def sync(self, force: bool = False) -> None:
-        """Drop cached models that the shared state no longer wants (at most every few ms)."""
-        now = time.monotonic()
-        if not force and now - self._checked_at < self._sync_interval:
-            return
-        self._checked_at = now
-        generation = self.store.generation()
-        if generation == self._generation and not force:
-            return
+        """Drop cached models the shared state no longer wants; cheap when nothing changed.
+
+        The published generation (shared memory) is compared with the one this
+        worker last read from the store, on every call unless
+        ``sync_interval_ms`` throttles it.
+        """
+        if not force:
+            if self._sync_interval:
+                now = time.monotonic()
+                if now - self._checked_at < self._sync_interval:
+                    return
+                self._checked_at = now
+            if self.store.published_generation() == self._generation:
+                return
         with self._lock:
+            generation = self.store.generation()
             records = self.store.records()
             for name, served in list(self._cache.items()):
                 wanted = records.get(name)

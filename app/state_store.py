@@ -1,14 +1,20 @@
 """The registry's desired state, shared by every worker: which models should be served.
 
 An embedded SQLite file (WAL mode, safe with many processes) under the
-configured state directory. A ``generation`` counter changes with every write,
-so a worker learns that something changed by reading one integer.
+configured state directory. A ``generation`` counter changes with every write.
+Writers also publish it in a memory-mapped 8-byte file, so a worker learns
+that something changed by reading eight bytes of shared memory: cheap enough
+to do on every request, which is what makes "once DELETE returns, no worker
+serves the model" hold without a database query per request.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import sqlite3
+import struct
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,8 +62,31 @@ class SQLiteStateStore:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "registry.sqlite3"
         self._local = threading.local()
-        with self._connect() as conn:
-            conn.executescript(SCHEMA)
+        self._connect().executescript(SCHEMA)
+        self._published = _open_counter(state_dir / "generation.bin")
+        self._write(lambda conn: None)  # re-publish, in case a writer died between publish and commit
+
+    def published_generation(self) -> int:
+        """The generation writers last published; compare with what :meth:`generation` returned."""
+        return struct.unpack_from("<q", self._published, 0)[0]
+
+    def _write(self, change) -> Any:
+        """Run ``change(conn)`` in a write transaction and publish the resulting generation.
+
+        Publishing happens before COMMIT, while SQLite's write lock orders the
+        writers, so the published value never goes backwards.
+        """
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = change(conn)
+            (generation,) = conn.execute("SELECT value FROM counters WHERE name='generation'").fetchone()
+            struct.pack_into("<q", self._published, 0, generation)
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -90,21 +119,17 @@ class SQLiteStateStore:
         Both checks run in the same write transaction as the insert, so two
         workers racing to add the last free slot cannot both succeed.
         """
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+
+        def change(conn: sqlite3.Connection) -> bool:
             existing = conn.execute("SELECT file, sha256 FROM models WHERE name=?", (record.name,)).fetchone()
             if existing is None and max_models is not None:
                 (count,) = conn.execute("SELECT COUNT(*) FROM models").fetchone()
                 if count >= max_models:
-                    conn.execute("ROLLBACK")
                     return False
             if existing is not None and only_if_new_or_same_file:
                 if existing[0] != record.file:
-                    conn.execute("ROLLBACK")
                     return False
                 if existing[1] == record.sha256:
-                    conn.execute("ROLLBACK")
                     return True
             conn.execute(
                 "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -119,25 +144,19 @@ class SQLiteStateStore:
                     record.registered_at,
                 ),
             )
-            conn.execute("UPDATE counters SET value = value + 1 WHERE name='generation'")
-            conn.execute("COMMIT")
+            _bump(conn)
             return True
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+
+        return self._write(change)
 
     def remove(self, name: str) -> bool:
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        def change(conn: sqlite3.Connection) -> bool:
             deleted = conn.execute("DELETE FROM models WHERE name=?", (name,)).rowcount
             if deleted:
-                conn.execute("UPDATE counters SET value = value + 1 WHERE name='generation'")
-            conn.execute("COMMIT")
+                _bump(conn)
             return bool(deleted)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+
+        return self._write(change)
 
     def ping(self) -> bool:
         try:
@@ -145,3 +164,17 @@ class SQLiteStateStore:
             return True
         except sqlite3.Error:
             return False
+
+
+def _bump(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE counters SET value = value + 1 WHERE name='generation'")
+
+
+def _open_counter(path: Path) -> mmap.mmap:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_size < 8:
+            os.ftruncate(fd, 8)
+        return mmap.mmap(fd, 8)
+    finally:
+        os.close(fd)

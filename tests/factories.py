@@ -59,8 +59,9 @@ def write_sidecar(path: Path, **metadata: Any) -> None:
     path.with_name(path.stem + ".meta.json").write_text(json.dumps(metadata), encoding="utf-8")
 
 
-def write_sklearn_classifier(directory: Path, name: str = "iris_classifier", suffix: str = ".joblib",
-                             **metadata: Any) -> Path:
+def write_sklearn_classifier(
+    directory: Path, name: str = "iris_classifier", suffix: str = ".joblib", **metadata: Any
+) -> Path:
     import joblib
 
     path = directory / f"{name}{suffix}"
@@ -90,8 +91,9 @@ def write_skops_classifier(directory: Path, name: str = "iris_skops", **metadata
     return path
 
 
-def write_xgboost_classifier(directory: Path, name: str = "iris_xgboost", suffix: str = ".json",
-                             **metadata: Any) -> Path:
+def write_xgboost_classifier(
+    directory: Path, name: str = "iris_xgboost", suffix: str = ".json", **metadata: Any
+) -> Path:
     path = directory / f"{name}{suffix}"
     if suffix in (".json", ".ubj"):
         _xgb_classifier().save_model(path)
@@ -126,8 +128,9 @@ class ThresholdModel:
 '''
 
 
-def write_custom_model(directory: Path, name: str = "threshold", source: str = CUSTOM_MODEL_SOURCE,
-                       **metadata: Any) -> Path:
+def write_custom_model(
+    directory: Path, name: str = "threshold", source: str = CUSTOM_MODEL_SOURCE, **metadata: Any
+) -> Path:
     path = directory / f"{name}.py"
     path.write_text(textwrap.dedent(source), encoding="utf-8")
     (directory / "threshold.txt").write_text("2.5", encoding="utf-8")

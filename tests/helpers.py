@@ -49,9 +49,9 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) ->
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before answering")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused while binding, or read timeout while workers boot
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
@@ -81,14 +81,17 @@ class GunicornServer:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
-            cwd=PROJECT_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
             wait_until_up(self.url + "/openapi.json", self.process)
-        except Exception:
+        except Exception as exc:
             self.stop()
-            raise RuntimeError(f"gunicorn did not start:\n{self.log()}") from None
+            raise RuntimeError(f"gunicorn did not start ({exc}):\n{self.log()}") from None
         return self
 
     def __exit__(self, *exc: Any) -> None:

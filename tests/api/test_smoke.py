@@ -19,4 +19,6 @@ def test_invalid_input_of_the_spec(client):
 
 def test_known_rows(client):
     for label, row in KNOWN_ROWS.items():
-        assert client.post("/api/v1/predict/iris_xgboost", json={"features": row}).get_json()["prediction_label"] == label
+        assert (
+            client.post("/api/v1/predict/iris_xgboost", json={"features": row}).get_json()["prediction_label"] == label
+        )

@@ -1,0 +1,175 @@
+"""Every class of bad input the API must refuse with a clear 4xx, as one table.
+
+Used by the in-process API tests and, over HTTP, by the gunicorn integration
+tests. Each case: (id, method, path, raw body or None, content type, status,
+text the error must contain).
+"""
+
+from __future__ import annotations
+
+import json
+
+JSON = "application/json"
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def _j(obj: object) -> str:
+    return json.dumps(obj)
+
+
+BAD_REQUESTS = [
+    # --- /predict: the features ---
+    ("string-features", "POST", "/api/v1/predict", _j({"features": "invalid"}), JSON, 422, "list of numbers"),
+    ("numeric-string", "POST", "/api/v1/predict", _j({"features": ["5.1", 3.5, 1.4, 0.2]}), JSON, 422, "string"),
+    ("boolean", "POST", "/api/v1/predict", _j({"features": [True, 3.5, 1.4, 0.2]}), JSON, 422, "boolean"),
+    ("null-feature", "POST", "/api/v1/predict", _j({"features": [None, 3.5, 1.4, 0.2]}), JSON, 422, "null"),
+    ("null-features", "POST", "/api/v1/predict", _j({"features": None}), JSON, 422, "features"),
+    ("nested", "POST", "/api/v1/predict", _j({"features": [[5.1, 3.5], [1.4, 0.2]]}), JSON, 422, "array"),
+    ("empty", "POST", "/api/v1/predict", _j({"features": []}), JSON, 422, "at least one"),
+    ("empty-object", "POST", "/api/v1/predict", _j({"features": {}}), JSON, 422, "at least one"),
+    ("over-long", "POST", "/api/v1/predict", _j({"features": [1.0] * 1001}), JSON, 422, "at most 1000"),
+    ("nan", "POST", "/api/v1/predict", '{"features": [NaN, 3.5, 1.4, 0.2]}', JSON, 422, "finite"),
+    ("infinity", "POST", "/api/v1/predict", '{"features": [Infinity, 3.5, 1.4, 0.2]}', JSON, 422, "finite"),
+    ("neg-infinity", "POST", "/api/v1/predict", '{"features": [-Infinity, 3.5, 1.4, 0.2]}', JSON, 422, "finite"),
+    ("huge-number", "POST", "/api/v1/predict", '{"features": [1e999, 3.5, 1.4, 0.2]}', JSON, 422, "finite"),
+    ("too-few", "POST", "/api/v1/predict", _j({"features": [5.1, 3.5, 1.4]}), JSON, 422, "expected 4 features"),
+    ("too-many", "POST", "/api/v1/predict", _j({"features": ROW + [1.0]}), JSON, 422, "expected 4 features"),
+    ("missing-features", "POST", "/api/v1/predict", _j({"model_name": "default"}), JSON, 422, "features"),
+    ("unknown-field", "POST", "/api/v1/predict", _j({"features": ROW, "colour": "red"}), JSON, 422, "unknown"),
+    (
+        "named-missing",
+        "POST",
+        "/api/v1/predict",
+        _j({"features": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4}}),
+        JSON,
+        422,
+        "petal_width",
+    ),
+    (
+        "named-unknown",
+        "POST",
+        "/api/v1/predict",
+        _j(
+            {
+                "features": {
+                    "sepal_length": 5.1,
+                    "sepal_width": 3.5,
+                    "petal_length": 1.4,
+                    "petal_width": 0.2,
+                    "colour": 1,
+                }
+            }
+        ),
+        JSON,
+        422,
+        "colour",
+    ),
+    (
+        "probabilities-not-bool",
+        "POST",
+        "/api/v1/predict",
+        _j({"features": ROW, "return_probabilities": "maybe"}),
+        JSON,
+        422,
+        "return_probabilities",
+    ),
+    # --- the body itself ---
+    ("malformed-json", "POST", "/api/v1/predict", '{"features": [5.1, 3.5,', JSON, 400, "json"),
+    ("json-array-body", "POST", "/api/v1/predict", _j([ROW]), JSON, 422, ""),
+    ("empty-body", "POST", "/api/v1/predict", "", JSON, 422, "missing data"),
+    ("text-plain", "POST", "/api/v1/predict", _j({"features": ROW}), "text/plain", 415, "application/json"),
+    ("form", "POST", "/api/v1/predict", "features=1", "application/x-www-form-urlencoded", 415, "json"),
+    ("no-content-type", "POST", "/api/v1/predict", _j({"features": ROW}), None, 415, "json"),
+    # --- model names ---
+    ("unknown-model", "POST", "/api/v1/predict", _j({"features": ROW, "model_name": "nope"}), JSON, 404, "nope"),
+    (
+        "bad-name-body",
+        "POST",
+        "/api/v1/predict",
+        _j({"features": ROW, "model_name": "../etc"}),
+        JSON,
+        422,
+        "model_name",
+    ),
+    ("unknown-model-path", "POST", "/api/v1/predict/nope", _j({"features": ROW}), JSON, 404, "nope"),
+    ("bad-name-path", "POST", "/api/v1/predict/bad%20name", _j({"features": ROW}), JSON, 422, "model_name"),
+    ("long-name-path", "POST", "/api/v1/predict/" + "a" * 65, _j({"features": ROW}), JSON, 422, "model_name"),
+    # --- batch ---
+    ("batch-empty", "POST", "/api/v1/batch-predict", _j({"features": []}), JSON, 422, "features"),
+    ("batch-too-many", "POST", "/api/v1/batch-predict", _j({"features": [ROW] * 1001}), JSON, 422, "features"),
+    ("batch-bad-row", "POST", "/api/v1/batch-predict", _j({"features": [ROW, [1, "x", 3, 4]]}), JSON, 422, "string"),
+    ("batch-not-rows", "POST", "/api/v1/batch-predict", _j({"features": ROW}), JSON, 422, "features"),
+    (
+        "batch-ragged",
+        "POST",
+        "/api/v1/batch-predict",
+        _j({"features": [ROW, ROW[:3]]}),
+        JSON,
+        422,
+        "expected 4 features",
+    ),
+    (
+        "batch-unknown-model",
+        "POST",
+        "/api/v1/batch-predict",
+        _j({"features": [ROW], "model_name": "nope"}),
+        JSON,
+        404,
+        "nope",
+    ),
+    # --- model management ---
+    ("load-missing-fields", "POST", "/api/v1/models/load", _j({"model_name": "x"}), JSON, 422, "model_path"),
+    (
+        "load-bad-name",
+        "POST",
+        "/api/v1/models/load",
+        _j({"model_name": "a b", "model_path": "x.pkl"}),
+        JSON,
+        422,
+        "model_name",
+    ),
+    (
+        "load-absolute",
+        "POST",
+        "/api/v1/models/load",
+        _j({"model_name": "x", "model_path": "/etc/passwd"}),
+        JSON,
+        400,
+        "relative",
+    ),
+    (
+        "load-traversal",
+        "POST",
+        "/api/v1/models/load",
+        _j({"model_name": "x", "model_path": "../../../etc/passwd"}),
+        JSON,
+        400,
+        "..",
+    ),
+    (
+        "load-missing-file",
+        "POST",
+        "/api/v1/models/load",
+        _j({"model_name": "x", "model_path": "nope.pkl"}),
+        JSON,
+        404,
+        "nope.pkl",
+    ),
+    (
+        "load-unknown-type",
+        "POST",
+        "/api/v1/models/load",
+        _j({"model_name": "x", "model_path": "iris_classifier.joblib", "model_type": "tensorflow"}),
+        JSON,
+        422,
+        "sklearn",
+    ),
+    ("load-text-plain", "POST", "/api/v1/models/load", "model_name=x", "text/plain", 415, "json"),
+    ("delete-unknown", "DELETE", "/api/v1/models/nope", None, None, 404, "nope"),
+    ("delete-bad-name", "DELETE", "/api/v1/models/bad%20name", None, None, 422, "model_name"),
+    ("info-unknown", "GET", "/api/v1/models/nope/info", None, None, 404, "nope"),
+    ("info-bad-name", "GET", "/api/v1/models/bad%20name/info", None, None, 422, "model_name"),
+    # --- routing ---
+    ("unknown-url", "GET", "/api/v1/nothing-here", None, None, 404, ""),
+    ("wrong-method", "GET", "/api/v1/predict", None, None, 405, ""),
+]
