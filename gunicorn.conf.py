@@ -31,10 +31,8 @@ control_socket_disable = True
 accesslog = "-" if _settings["logging"]["access_log"] else None
 errorlog = "-"
 loglevel = _settings["logging"]["level"].lower()
-access_log_format = (
-    '{"timestamp":"%(t)s","level":"INFO","message":"%(r)s","status":%(s)s,'
-    '"duration_s":%(L)s,"request_id":"%({x-request-id}o)s","remote":"%(h)s"}'
-)
+if _settings["logging"]["format"] == "json":
+    logger_class = "app.gunicorn_logging.JsonLogger"
 
 # One compute thread per worker unless configured otherwise: set before any
 # worker imports numpy, OpenMP or XGBoost.

@@ -53,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     register_request_ids(app)
     register_hygiene(app, settings)
+    register_cors(app, settings["security"])
     register_api(app)
     register_services(app, settings)
     register_cli(app)
@@ -76,6 +77,15 @@ def register_hygiene(app: Flask, settings: Mapping[str, Any]) -> None:
     from app.hygiene import register_request_checks
 
     register_request_checks(app, settings["api"]["max_request_size"])
+
+
+def register_cors(app: Flask, security: Mapping[str, Any]) -> None:
+    """Answer cross-origin requests only from the configured origins, and only under /api/."""
+    if not security["enable_cors"]:
+        return
+    from flask_cors import CORS
+
+    CORS(app, resources={r"/api/*": {"origins": security["cors_origins"]}}, expose_headers=["X-Request-ID"])
 
 
 def register_api(app: Flask) -> None:
