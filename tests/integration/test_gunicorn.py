@@ -137,7 +137,5 @@ def test_bad_config_stops_gunicorn_with_one_line(tmp_path: Path):
         timeout=60,
     )
     assert done.returncode != 0
-    assert (
-        f"invalid configuration: api.port: Must be greater than or equal to 1 and less than or equal to 65535. (from {bad})"
-        in done.stderr
-    )
+    expected = "invalid configuration: api.port: Must be greater than or equal to 1 and less than or equal to 65535."
+    assert f"modelserve: {expected} (from {bad})\n" in done.stderr
