@@ -16,11 +16,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel
 
+# Both XGBoost distributions provide the `xgboost` module: remove the other one first.
+OTHER_XGBOOST := $(if $(filter gpu,$(XGBOOST)),xgboost-cpu,xgboost)
+
 $(VENV)/.installed-$(XGBOOST): $(PY) $(INSTALL_INPUTS)
+	$(PIP) uninstall -y $(OTHER_XGBOOST) 2>/dev/null || true
 	$(PIP) install -e '.[$(XGBOOST)]'
 	touch $@
 
 $(VENV)/.installed-test-$(XGBOOST): $(PY) $(INSTALL_INPUTS)
+	$(PIP) uninstall -y $(OTHER_XGBOOST) 2>/dev/null || true
 	$(PIP) install -e '.[$(XGBOOST),test]'
 	touch $@ $(VENV)/.installed-$(XGBOOST)
 
