@@ -126,7 +126,8 @@ class ModelRegistry:
                 continue
             if not self.store.put(record, max_models=self.max_models, only_if_new_or_same_file=True):
                 log.warning(
-                    "not auto-loading %s as %s: max_models (%d) reached or name taken",
+                    "not auto-loading %s as %s: max_models (%d) reached, name taken by another file, "
+                    "or unloaded through the API",
                     path.name,
                     record.name,
                     self.max_models,

@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS models (
     registered_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- Models unloaded through the API: start-up auto-loading must not bring them back.
+CREATE TABLE IF NOT EXISTS unloaded (name TEXT PRIMARY KEY, file TEXT NOT NULL);
 INSERT OR IGNORE INTO counters (name, value) VALUES ('generation', 0);
 """
 
@@ -114,13 +116,23 @@ class SQLiteStateStore:
     def put(
         self, record: ModelRecord, *, max_models: int | None = None, only_if_new_or_same_file: bool = False
     ) -> bool:
-        """Insert or replace ``record``; return False when a limit or the same-file rule refused it.
+        """Insert or replace ``record``; return False when a rule refused it.
 
-        Both checks run in the same write transaction as the insert, so two
-        workers racing to add the last free slot cannot both succeed.
+        ``max_models`` caps the number of models; ``only_if_new_or_same_file``
+        (start-up auto-loading) neither takes a name another file holds nor
+        brings back a model that was unloaded through the API. The checks run
+        in the same write transaction as the insert, so two workers racing to
+        add the last free slot cannot both succeed.
         """
 
         def change(conn: sqlite3.Connection) -> bool:
+            if only_if_new_or_same_file:
+                if conn.execute(
+                    "SELECT 1 FROM unloaded WHERE name=? AND file=?", (record.name, record.file)
+                ).fetchone():
+                    return False
+            else:
+                conn.execute("DELETE FROM unloaded WHERE name=?", (record.name,))
             existing = conn.execute("SELECT file, sha256 FROM models WHERE name=?", (record.name,)).fetchone()
             if existing is None and max_models is not None:
                 (count,) = conn.execute("SELECT COUNT(*) FROM models").fetchone()
@@ -151,10 +163,13 @@ class SQLiteStateStore:
 
     def remove(self, name: str) -> bool:
         def change(conn: sqlite3.Connection) -> bool:
-            deleted = conn.execute("DELETE FROM models WHERE name=?", (name,)).rowcount
-            if deleted:
-                _bump(conn)
-            return bool(deleted)
+            row = conn.execute("SELECT file FROM models WHERE name=?", (name,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM models WHERE name=?", (name,))
+            conn.execute("INSERT OR REPLACE INTO unloaded (name, file) VALUES (?, ?)", (name, row[0]))
+            _bump(conn)
+            return True
 
         return self._write(change)
 

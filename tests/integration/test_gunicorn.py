@@ -139,3 +139,18 @@ def test_bad_config_stops_gunicorn_with_one_line(tmp_path: Path):
     assert done.returncode != 0
     expected = "invalid configuration: api.port: Must be greater than or equal to 1 and less than or equal to 65535."
     assert f"modelserve: {expected} (from {bad})\n" in done.stderr
+
+
+def test_models_loaded_through_the_api_survive_a_restart(tmp_path: Path):
+    model_dir = write_iris_set(tmp_path / "models")
+    write_sklearn_classifier(model_dir, name="extra", suffix=".pkl")
+    (model_dir / "extra.meta.json").write_text('{"auto_load": false}')
+    config = {"models": {"model_directory": str(model_dir)}}
+    with GunicornServer(tmp_path, config, workers=2) as first:
+        assert first.post("/api/v1/models/load", json={"model_name": "kept", "model_path": "extra.pkl"}).ok
+        assert first.delete("/api/v1/models/iris_xgboost").ok
+    with GunicornServer(tmp_path, config, workers=2) as second:
+        names = [m["name"] for m in second.get("/api/v1/models").json()["models"]]
+        assert "kept" in names
+        assert "iris_xgboost" not in names  # unloaded through the API: auto-loading does not bring it back
+        assert second.post("/api/v1/predict/kept", json={"features": ROW}).json()["prediction_label"] == "0"
