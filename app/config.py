@@ -18,6 +18,8 @@ import marshmallow as ma
 import yaml
 from marshmallow import validate
 
+from app.validation import model_name_validator
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILES = (
     ("MODELSERVE_CONFIG", PROJECT_ROOT / "config" / "api_config.yaml"),
@@ -35,8 +37,6 @@ ENV_VARS = {
     "ENABLE_METRICS": "monitoring.enable_metrics",
     "CORS_ENABLED": "security.enable_cors",
 }
-
-NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
 
 
 class ConfigError(Exception):
@@ -82,7 +82,7 @@ class ModelsSection(_Section):
     model_directory = _str("models/trained")
     max_models = _int(5, 1, 10_000)
     model_timeout = _int(300, 0)
-    default_model = ma.fields.String(load_default="iris_classifier", validate=validate.Regexp(NAME_PATTERN))
+    default_model = ma.fields.String(load_default="iris_classifier", validate=model_name_validator())
 
 
 class LoggingSection(_Section):
@@ -142,22 +142,28 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping):  # an empty section sets nothing
             flat.update(_flatten(value, path + "."))
         else:
             flat[path] = value
     return flat
 
 
-def _set(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+def _set(tree: dict[str, Any], dotted: str, value: Any, sources: dict[str, str], source: str) -> None:
+    """Set ``dotted`` to ``value`` and remember ``source`` as where it came from."""
     node = tree
     *parents, leaf = dotted.split(".")
-    for part in parents:
+    for depth, part in enumerate(parents):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"invalid configuration: {part} must be a mapping (from {source})")
+            where = ".".join(parents[: depth + 1])
+            raise ConfigError(
+                f"invalid configuration: {where}: must be a mapping of keys, not {type(child).__name__} "
+                f"(from {sources.get(where, source)})"
+            )
         node = child
     node[leaf] = value
+    sources[dotted] = source
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -201,8 +207,7 @@ def load_config(
 
     def apply(layer: Mapping[str, Any], source: str) -> None:
         for dotted, value in _flatten(layer).items():
-            _set(merged, dotted, copy.deepcopy(value), source)
-            sources[dotted] = source
+            _set(merged, dotted, copy.deepcopy(value), sources, source)
 
     for env_name, default_path in DEFAULT_CONFIG_FILES:
         path = Path(environ[env_name]) if environ.get(env_name) else default_path
@@ -212,8 +217,7 @@ def load_config(
         raw = environ.get(env_name)
         if raw is not None and raw != "":
             value = raw if dotted in ("api.host", "models.model_directory") else _parse_env(raw)
-            _set(merged, dotted, value, f"environment variable {env_name}")
-            sources[dotted] = f"environment variable {env_name}"
+            _set(merged, dotted, value, sources, f"environment variable {env_name}")
     if overrides:
         apply(overrides, "create_app(config=...)")
 

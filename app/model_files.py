@@ -16,8 +16,8 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-from app.config import NAME_PATTERN
 from app.errors import ModelLoadError, ModelPathError, NotFound
+from app.validation import StrictBoolean, model_name_validator
 
 SIDECAR_SUFFIX = ".meta.json"
 
@@ -28,7 +28,7 @@ class SidecarSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    name = ma.fields.String(validate=validate.Regexp(NAME_PATTERN))
+    name = ma.fields.String(validate=model_name_validator())
     version = ma.fields.String(validate=validate.Length(min=1, max=64))
     description = ma.fields.String(validate=validate.Length(max=2000))
     model_type = ma.fields.String(validate=validate.Length(min=1, max=32))
@@ -42,7 +42,7 @@ class SidecarSchema(ma.Schema):
     task = ma.fields.String(validate=validate.OneOf(["classification", "regression"]))
     n_features = ma.fields.Integer(strict=True, validate=validate.Range(min=1))
     #: False keeps the file out of start-up loading; it can still be loaded through the API.
-    auto_load = ma.fields.Boolean(truthy={True}, falsy={False})
+    auto_load = StrictBoolean()
 
 
 def sidecar_path(model_file: Path) -> Path:
@@ -83,14 +83,18 @@ def resolve_model_path(model_dir: Path, requested: str) -> Path:
     root = model_dir.resolve()
     candidates = [Path.cwd() / pure, root / pure]
     for candidate in candidates:
-        real = candidate.resolve()
-        if not real.is_relative_to(root):
-            if candidate.exists() and candidate.absolute().is_relative_to(root):
-                raise ModelPathError("model_path resolves outside the model directory (symbolic link).")
-            continue
         try:
+            real = candidate.resolve()
+            if not real.is_relative_to(root):
+                if candidate.exists() and candidate.absolute().is_relative_to(root):
+                    raise ModelPathError("model_path resolves outside the model directory (symbolic link).")
+                continue
             mode = real.stat().st_mode
-        except OSError:
+        except ValueError:  # a NUL byte
+            raise ModelPathError("model_path contains a character no file name can hold.") from None
+        except RuntimeError:  # a symlink loop
+            raise ModelPathError("model_path is a symbolic link loop.") from None
+        except OSError:  # missing, name too long, permission denied
             continue
         if not stat.S_ISREG(mode):
             raise ModelPathError("model_path must name a regular file, not a directory or device.")

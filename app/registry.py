@@ -82,6 +82,8 @@ class ModelRegistry:
         self._generation = -1
         self._checked_at = 0.0
         self._warmed = False
+        #: Loads that failed in this worker, by (name, sha256): not retried on every request.
+        self._failed: dict[tuple[str, str], ApiError] = {}
 
     # --- start-up --------------------------------------------------------
 
@@ -96,9 +98,13 @@ class ModelRegistry:
         with self._lock:
             if self._warmed:
                 return
-            if self.auto_load:
-                self._register_directory()
+            prepared = self._register_directory() if self.auto_load else {}
             self.sync(force=True)
+            for name, served in prepared.items():
+                wanted = self._records.get(name)
+                if wanted is not None and (wanted.file, wanted.sha256) == (served.record.file, served.record.sha256):
+                    served.record = wanted
+                    self._install(served, "replaced")
             for name in list(self._records):
                 try:
                     self._ensure_loaded(name)
@@ -106,10 +112,16 @@ class ModelRegistry:
                     log.error("model %s could not be loaded: %s", name, exc.description)
             self._warmed = True
 
-    def _register_directory(self) -> None:
+    def _register_directory(self) -> dict[str, ServedModel]:
+        """Register the directory's loadable files; return the models loaded to check them.
+
+        A file is registered only after it loaded and passed a trial prediction
+        here, so a broken file never takes a place in the shared state.
+        """
+        prepared: dict[str, ServedModel] = {}
         if not self.model_dir.is_dir():
             log.warning("model directory %s does not exist; no model auto-loaded", self.model_dir)
-            return
+            return prepared
         suffixes = self.plugins.by_suffix
         files = sorted(
             p
@@ -119,12 +131,15 @@ class ModelRegistry:
         for path in files:
             try:
                 record = self._record_for(path.name, None, origin="auto_load", name=None)
+                if record.metadata.get("auto_load") is False:
+                    continue
+                served = self._instantiate(record)
             except ApiError as exc:
-                log.error("skipping %s: %s", path.name, exc.description)
+                log.error("not auto-loading %s: %s", path.name, exc.description)
                 continue
-            if record.metadata.get("auto_load") is False:
-                continue
-            if not self.store.put(record, max_models=self.max_models, only_if_new_or_same_file=True):
+            if self.store.put(record, max_models=self.max_models, only_if_new_or_same_file=True):
+                prepared[record.name] = served
+            else:
                 log.warning(
                     "not auto-loading %s as %s: max_models (%d) reached, name taken by another file, "
                     "or unloaded through the API",
@@ -132,6 +147,7 @@ class ModelRegistry:
                     record.name,
                     self.max_models,
                 )
+        return prepared
 
     # --- the shared state --------------------------------------------------
 
@@ -265,13 +281,20 @@ class ModelRegistry:
             if served is not None:
                 return served
             record = self._records[name]
-            path = resolve_model_path(self.model_dir, record.file)
-            if sha256_of(path) != record.sha256:
-                raise Conflict(
-                    f"The file of model '{name}' ({record.file}) changed on disk since it was loaded; "
-                    "load it again to serve the new file."
-                )
-            served = self._instantiate(record)
+            failure = self._failed.get((name, record.sha256))
+            if failure is not None:
+                raise failure
+            try:
+                path = resolve_model_path(self.model_dir, record.file)
+                if sha256_of(path) != record.sha256:
+                    raise Conflict(
+                        f"The file of model '{name}' ({record.file}) changed on disk since it was loaded; "
+                        "load it again to serve the new file."
+                    )
+                served = self._instantiate(record)
+            except ApiError as exc:
+                self._failed[(name, record.sha256)] = exc
+                raise
             self._install(served, "replaced")
             return served
 

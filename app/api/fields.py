@@ -17,7 +17,12 @@ def _check_number(value: Any, where: str) -> float:
         kind = "null" if value is None else type(value).__name__
         kind = {"str": "string", "list": "array", "dict": "object", "bool": "boolean"}.get(kind, kind)
         raise ma.ValidationError(f"{where} must be a number, got {kind}.")
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, int):
+        try:  # a 400-digit JSON integer is a valid int but no float64
+            float(value)
+        except OverflowError:
+            raise ma.ValidationError(f"{where} must be a finite number, got an integer beyond float64.") from None
+    elif not math.isfinite(value):
         raise ma.ValidationError(f"{where} must be a finite number, got {value}.")
     return value
 

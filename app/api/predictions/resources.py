@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask.views import MethodView
@@ -15,21 +14,18 @@ from app.api.predictions.schemas import (
     PredictPathRequestSchema,
     PredictRequestSchema,
 )
-from app.config import NAME_PATTERN
 from app.errors import ValidationFailed
 from app.extensions import services
 from app.inference import predict_rows, utc_timestamp
+from app.validation import NAME_MESSAGE, is_valid_name
 
 blp = Blueprint("predictions", __name__, url_prefix="/api/v1", description="Predictions with the served models.")
-
-_NAME = re.compile(NAME_PATTERN)
 
 
 def check_model_name(name: str) -> None:
     """Path parameters skip schema loading; hold them to the body's rule."""
-    if not _NAME.match(name):
-        message = "Must be 1-64 letters, digits, '_' or '-'."
-        raise ValidationFailed(f"Invalid model_name: {message}", errors={"path": {"model_name": [message]}})
+    if not is_valid_name(name):
+        raise ValidationFailed(f"Invalid model_name: {NAME_MESSAGE}", errors={"path": {"model_name": [NAME_MESSAGE]}})
 
 
 def predict_one(model_name: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -6,9 +6,9 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.api.fields import MAX_BATCH_ROWS, FeatureRow
-from app.config import NAME_PATTERN
+from app.validation import model_name_validator
 
-MODEL_NAME = {"validate": validate.Regexp(NAME_PATTERN, error="Must be 1-64 letters, digits, '_' or '-'.")}
+MODEL_NAME = {"validate": model_name_validator()}
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 
 
