@@ -83,6 +83,8 @@ class ModelsSection(_Section):
     max_models = _int(5, 1, 10_000)
     model_timeout = _int(300, 0)
     default_model = ma.fields.String(load_default="iris_classifier", validate=model_name_validator())
+    #: Serve models whose sidecar says they were trained with other library versions (flagged in info).
+    allow_version_mismatch = _bool(False)
 
 
 class LoggingSection(_Section):
@@ -110,7 +112,10 @@ class PluginsSection(_Section):
 
 
 class RegistrySection(_Section):
+    backend = ma.fields.String(load_default="sqlite", validate=validate.OneOf(["sqlite", "redis"]))
     state_directory = _str("var/state")
+    redis_url = _str("redis://127.0.0.1:6379/0")
+    redis_prefix = _str("modelserve")
     #: 0: every request checks the shared generation counter (8 bytes of shared memory).
     #: A positive value lets a worker's view be that many milliseconds stale.
     sync_interval_ms = _int(0, 0, 60_000)

@@ -36,6 +36,11 @@ class ModelServeApi(Api):
         return payload, status, headers
 
 
+def current_actor() -> str:
+    """Who is asking, for the audit trail: the authenticated user, else "anonymous"."""
+    return g.get("user_id") or "anonymous"
+
+
 def services() -> Any:
     """The per-worker services the factory built (registry, plugins, config)."""
     return current_app.extensions["modelserve"]

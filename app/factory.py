@@ -17,7 +17,7 @@ from app.extensions import ModelServeApi
 from app.observability import configure_logging, register_request_ids
 from app.plugin_manager import PluginSet, build_plugin_manager
 from app.registry import ModelRegistry
-from app.state_store import SQLiteStateStore
+from app.state_store import build_state_store
 
 log = logging.getLogger(__name__)
 
@@ -90,20 +90,21 @@ def register_cors(app: Flask, security: Mapping[str, Any]) -> None:
 
 def register_api(app: Flask) -> None:
     from app.api.adapters.resources import blp as adapters_blp
+    from app.api.audit.resources import blp as audit_blp
     from app.api.fields import feature_row_openapi
     from app.api.models.resources import blp as models_blp
     from app.api.predictions.resources import blp as predictions_blp
 
     api = ModelServeApi(app)
     api.ma_plugin.converter.add_attribute_function(feature_row_openapi)
-    for blueprint in (predictions_blp, models_blp, adapters_blp):
+    for blueprint in (predictions_blp, models_blp, adapters_blp, audit_blp):
         api.register_blueprint(blueprint)
 
 
 def register_services(app: Flask, settings: dict[str, Any]) -> None:
     plugin_dir = Path(settings["plugins"]["directory"])
     plugins = build_plugin_manager(plugin_dir, AdapterSettings(compute_threads=settings["runtime"]["compute_threads"]))
-    store = SQLiteStateStore(Path(settings["registry"]["state_directory"]))
+    store = build_state_store(settings["registry"])
     registry = ModelRegistry(store, plugins, settings["models"], settings["registry"]["sync_interval_ms"])
     app.extensions["modelserve"] = Services(config=settings, plugins=plugins, registry=registry)
 

@@ -47,17 +47,21 @@ def register_adapters(settings: AdapterSettings) -> list[ModelAdapter]:
 def model_loaded(name: str, info: dict[str, Any]) -> None:
     """React to a model becoming servable in this worker.
 
-    Called after an adapter has loaded the model and the core has checked it.
-    ``name`` is the model's name; ``info`` is the same mapping that
-    ``GET /api/v1/models/{name}/info`` returns. The return value is ignored;
+    Called after an adapter has loaded the model and a trial prediction passed,
+    once per version and worker (again after an eviction). ``name`` is the
+    model's name; ``info`` is the mapping ``GET /api/v1/models/{name}/info``
+    returns for that version. The return value is ignored;
     an exception is logged and does not undo the load.
     """
 
 
 @hookspec
-def model_unloaded(name: str, reason: str) -> None:
-    """React to a model leaving this worker's memory.
+def model_unloaded(name: str, version: int, reason: str) -> None:
+    """React to a model version leaving this worker's memory.
 
-    ``reason`` is ``"deleted"`` (unloaded through the API) or ``"replaced"``
-    (a new file was loaded under the same name). The return value is ignored.
+    ``reason`` is ``"deleted"`` (the model was deleted through the API),
+    ``"replaced"`` (another version became current and no alias points at this
+    one), ``"evicted"`` (``max_models`` reached; it reloads on next use) or
+    ``"idle"`` (unused for ``model_timeout`` seconds). The return value is
+    ignored; an exception is logged and does not fail the request.
     """

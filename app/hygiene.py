@@ -22,7 +22,8 @@ def register_request_checks(app: Flask, max_request_size: int) -> None:
             return
         if request.content_length is not None and request.content_length > max_request_size:
             raise RequestEntityTooLarge(f"The request body is larger than {max_request_size} bytes.")
-        if not request.is_json:
+        has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
+        if (has_body or request.mimetype) and not request.is_json:
             raise UnsupportedMediaType(
                 f"Send a JSON body with 'Content-Type: application/json' "
                 f"(got '{request.mimetype or 'no content type'}')."

@@ -117,7 +117,7 @@ def _validate_adapter(adapter: Any) -> str | None:
     if not isinstance(name, str) or not ADAPTER_NAME.match(name):
         return f"adapter {adapter!r} needs a name matching {ADAPTER_NAME.pattern}"
     suffixes = getattr(adapter, "file_types", None)
-    if isinstance(suffixes, str) or not all(isinstance(s, str) and s.startswith(".") for s in suffixes or ()):
+    if not isinstance(suffixes, (list, tuple)) or not all(isinstance(s, str) and s.startswith(".") for s in suffixes):
         return f"adapter {name!r}: file_types must be a list of suffixes such as '.joblib'"
     if not callable(getattr(adapter, "load", None)):
         return f"adapter {name!r} has no load(path, metadata) method"

@@ -1,11 +1,15 @@
-"""The registry's desired state, shared by every worker: which models should be served.
+"""Where the desired state lives: shared by every worker (SQLite) or every replica (Redis).
 
-An embedded SQLite file (WAL mode, safe with many processes) under the
-configured state directory. A ``generation`` counter changes with every write.
-Writers also publish it in a memory-mapped 8-byte file, so a worker learns
-that something changed by reading eight bytes of shared memory: cheap enough
-to do on every request, which is what makes "once DELETE returns, no worker
-serves the model" hold without a database query per request.
+Both stores keep the whole :class:`~app.desired_state.DesiredState` as one
+JSON document with a generation counter, change it atomically with
+:meth:`transact`, and keep the audit trail of management actions.
+
+A worker checks :meth:`published_generation` on every request. For SQLite
+that is 8 bytes of shared memory that writers update while they hold the
+write lock, so "once DELETE returns, no worker serves the model" holds at the
+cost of a memory read. For Redis it is one GET (replicas on other machines
+share no memory); ``registry.sync_interval_ms`` can trade that round trip for
+a bounded staleness.
 """
 
 from __future__ import annotations
@@ -16,73 +20,99 @@ import os
 import sqlite3
 import struct
 import threading
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS models (
-    name TEXT PRIMARY KEY,
-    file TEXT NOT NULL,
-    model_type TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    metadata TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    registered_at TEXT NOT NULL
+from app.desired_state import DesiredState, utc_now
+
+T = TypeVar("T")
+
+SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS desired_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    doc TEXT NOT NULL,
+    generation INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
--- Models unloaded through the API: start-up auto-loading must not bring them back.
-CREATE TABLE IF NOT EXISTS unloaded (name TEXT PRIMARY KEY, file TEXT NOT NULL);
-INSERT OR IGNORE INTO counters (name, value) VALUES ('generation', 0);
+INSERT OR IGNORE INTO desired_state (id, doc, generation) VALUES (1, '{}', 0);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    details TEXT NOT NULL
+);
 """
 
 
-@dataclass(frozen=True)
-class ModelRecord:
-    """One model that should be served: its file (relative to the model directory) and identity."""
+class StateStore(Protocol):
+    """What the registry needs from a store."""
 
-    name: str
-    file: str
-    model_type: str
-    sha256: str
-    size_bytes: int
-    metadata: dict[str, Any]
-    origin: str  # "auto_load" or "api"
-    registered_at: str
+    def read(self) -> DesiredState: ...
+
+    def transact(self, change: Callable[[DesiredState], T]) -> T:
+        """Apply ``change`` atomically; the generation moves only if the document changed."""
+        ...
+
+    def published_generation(self) -> int: ...
+
+    def record_audit(self, actor: str, action: str, target: str, outcome: str, details: dict[str, Any]) -> None: ...
+
+    def audit(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]: ...
+
+    def ping(self) -> bool: ...
+
+    def describe(self) -> str: ...
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _encode(state: DesiredState) -> str:
+    return json.dumps(state.to_json(), sort_keys=True, separators=(",", ":"))
+
+
+def _audit_entry(actor: str, action: str, target: str, outcome: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {"at": utc_now(), "actor": actor, "action": action, "target": target, "outcome": outcome, "details": details}
 
 
 class SQLiteStateStore:
-    """Desired state in one SQLite file; one connection per thread."""
+    """One SQLite file (WAL mode) under the state directory; one connection per thread."""
 
     def __init__(self, state_dir: Path):
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.path = state_dir / "registry.sqlite3"
+        self.path = state_dir / "state.sqlite3"
         self._local = threading.local()
-        self._connect().executescript(SCHEMA)
+        self._connect().executescript(SQLITE_SCHEMA)
         self._published = _open_counter(state_dir / "generation.bin")
-        self._write(lambda conn: None)  # re-publish, in case a writer died between publish and commit
+        self.transact(lambda state: None)  # re-publish, in case a writer died between publish and commit
 
-    def published_generation(self) -> int:
-        """The generation writers last published; compare with what :meth:`generation` returned."""
-        return struct.unpack_from("<q", self._published, 0)[0]
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout=10000")
+            _enable_wal(conn)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
 
-    def _write(self, change) -> Any:
-        """Run ``change(conn)`` in a write transaction and publish the resulting generation.
+    def read(self) -> DesiredState:
+        doc, generation = self._connect().execute("SELECT doc, generation FROM desired_state").fetchone()
+        return DesiredState.from_json(json.loads(doc), generation)
 
-        Publishing happens before COMMIT, while SQLite's write lock orders the
-        writers, so the published value never goes backwards.
-        """
+    def transact(self, change: Callable[[DesiredState], T]) -> T:
         conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            result = change(conn)
-            (generation,) = conn.execute("SELECT value FROM counters WHERE name='generation'").fetchone()
+            doc, generation = conn.execute("SELECT doc, generation FROM desired_state").fetchone()
+            state = DesiredState.from_json(json.loads(doc), generation)
+            result = change(state)
+            new_doc = _encode(state)
+            if new_doc != doc:
+                generation += 1
+                conn.execute("UPDATE desired_state SET doc=?, generation=?", (new_doc, generation))
+            # Published while the write lock orders writers: the value never goes backwards.
             struct.pack_into("<q", self._published, 0, generation)
             conn.execute("COMMIT")
             return result
@@ -90,99 +120,133 @@ class SQLiteStateStore:
             conn.execute("ROLLBACK")
             raise
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            self._local.conn = conn
-        return conn
+    def published_generation(self) -> int:
+        return struct.unpack_from("<q", self._published, 0)[0]
 
-    def generation(self) -> int:
-        row = self._connect().execute("SELECT value FROM counters WHERE name='generation'").fetchone()
-        return int(row[0])
-
-    def records(self) -> dict[str, ModelRecord]:
-        rows = self._connect().execute(
-            "SELECT name, file, model_type, sha256, size_bytes, metadata, origin, registered_at FROM models"
+    def record_audit(self, actor: str, action: str, target: str, outcome: str, details: dict[str, Any]) -> None:
+        entry = _audit_entry(actor, action, target, outcome, details)
+        self._connect().execute(
+            "INSERT INTO audit (at, actor, action, target, outcome, details) VALUES (?, ?, ?, ?, ?, ?)",
+            (entry["at"], actor, action, target, outcome, json.dumps(details, default=str)),
         )
-        return {
-            row[0]: ModelRecord(*row[:5], json.loads(row[5]), *row[6:])
-            for row in rows  # type: ignore[misc]
-        }
 
-    def put(
-        self, record: ModelRecord, *, max_models: int | None = None, only_if_new_or_same_file: bool = False
-    ) -> bool:
-        """Insert or replace ``record``; return False when a rule refused it.
-
-        ``max_models`` caps the number of models; ``only_if_new_or_same_file``
-        (start-up auto-loading) neither takes a name another file holds nor
-        brings back a model that was unloaded through the API. The checks run
-        in the same write transaction as the insert, so two workers racing to
-        add the last free slot cannot both succeed.
-        """
-
-        def change(conn: sqlite3.Connection) -> bool:
-            if only_if_new_or_same_file:
-                if conn.execute(
-                    "SELECT 1 FROM unloaded WHERE name=? AND file=?", (record.name, record.file)
-                ).fetchone():
-                    return False
-            else:
-                conn.execute("DELETE FROM unloaded WHERE name=?", (record.name,))
-            existing = conn.execute("SELECT file, sha256 FROM models WHERE name=?", (record.name,)).fetchone()
-            if existing is None and max_models is not None:
-                (count,) = conn.execute("SELECT COUNT(*) FROM models").fetchone()
-                if count >= max_models:
-                    return False
-            if existing is not None and only_if_new_or_same_file:
-                if existing[0] != record.file:
-                    return False
-                if existing[1] == record.sha256:
-                    return True
-            conn.execute(
-                "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.name,
-                    record.file,
-                    record.model_type,
-                    record.sha256,
-                    record.size_bytes,
-                    json.dumps(record.metadata, sort_keys=True),
-                    record.origin,
-                    record.registered_at,
-                ),
-            )
-            _bump(conn)
-            return True
-
-        return self._write(change)
-
-    def remove(self, name: str) -> bool:
-        def change(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT file FROM models WHERE name=?", (name,)).fetchone()
-            if row is None:
-                return False
-            conn.execute("DELETE FROM models WHERE name=?", (name,))
-            conn.execute("INSERT OR REPLACE INTO unloaded (name, file) VALUES (?, ?)", (name, row[0]))
-            _bump(conn)
-            return True
-
-        return self._write(change)
+    def audit(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        conn = self._connect()
+        (total,) = conn.execute("SELECT COUNT(*) FROM audit").fetchone()
+        rows = conn.execute(
+            "SELECT at, actor, action, target, outcome, details FROM audit ORDER BY id DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        keys = ("at", "actor", "action", "target", "outcome")
+        return [{**dict(zip(keys, row[:5], strict=True)), "details": json.loads(row[5])} for row in rows], total
 
     def ping(self) -> bool:
         try:
-            self.generation()
+            self._connect().execute("SELECT generation FROM desired_state").fetchone()
             return True
         except sqlite3.Error:
             return False
 
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
 
-def _bump(conn: sqlite3.Connection) -> None:
-    conn.execute("UPDATE counters SET value = value + 1 WHERE name='generation'")
+
+class RedisStateStore:
+    """The same document in Redis, for replicas on several machines.
+
+    Changes use optimistic transactions (WATCH/MULTI/EXEC, retried on conflict);
+    the audit trail is a capped list.
+    """
+
+    MAX_RETRIES = 100
+
+    def __init__(self, url: str, prefix: str = "modelserve", audit_max: int = 10_000):
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._url = url
+        self._state_key = f"{prefix}:state"
+        self._generation_key = f"{prefix}:generation"
+        self._audit_key = f"{prefix}:audit"
+        self._audit_max = audit_max
+
+    def read(self) -> DesiredState:
+        doc, generation = self._redis.mget(self._state_key, self._generation_key)
+        return DesiredState.from_json(json.loads(doc) if doc else None, int(generation or 0))
+
+    def transact(self, change: Callable[[DesiredState], T]) -> T:
+        import redis
+
+        for _ in range(self.MAX_RETRIES):
+            with self._redis.pipeline() as pipe:
+                try:
+                    pipe.watch(self._state_key, self._generation_key)
+                    doc, generation = pipe.mget(self._state_key, self._generation_key)
+                    old = doc.decode() if doc else _encode(DesiredState())
+                    state = DesiredState.from_json(json.loads(old), int(generation or 0))
+                    result = change(state)
+                    new_doc = _encode(state)
+                    if new_doc == old:
+                        pipe.unwatch()
+                        return result
+                    pipe.multi()
+                    pipe.set(self._state_key, new_doc)
+                    pipe.incr(self._generation_key)
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    continue
+        raise RuntimeError("the Redis state changed under too many concurrent writers; try again")
+
+    def published_generation(self) -> int:
+        return int(self._redis.get(self._generation_key) or 0)
+
+    def record_audit(self, actor: str, action: str, target: str, outcome: str, details: dict[str, Any]) -> None:
+        entry = json.dumps(_audit_entry(actor, action, target, outcome, details), default=str)
+        with self._redis.pipeline() as pipe:
+            pipe.lpush(self._audit_key, entry)
+            pipe.ltrim(self._audit_key, 0, self._audit_max - 1)
+            pipe.execute()
+
+    def audit(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        with self._redis.pipeline() as pipe:
+            pipe.llen(self._audit_key)
+            pipe.lrange(self._audit_key, offset, offset + limit - 1)
+            total, rows = pipe.execute()
+        return [json.loads(row) for row in rows], int(total)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._redis.ping())
+        except Exception:
+            return False
+
+    def describe(self) -> str:
+        return "redis:" + self._url.split("@")[-1]  # no credentials
+
+
+def build_state_store(registry_config: dict[str, Any]) -> StateStore:
+    if registry_config["backend"] == "redis":
+        return RedisStateStore(registry_config["redis_url"], registry_config["redis_prefix"])
+    return SQLiteStateStore(Path(registry_config["state_directory"]))
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL once per file; workers starting together may find the switch locked.
+
+    Changing the journal mode does not wait on the busy handler, so retry a
+    bounded number of times; once a file is in WAL mode it stays so.
+    """
+    for attempt in range(200):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 199:
+                raise
+            time.sleep(0.01)
 
 
 def _open_counter(path: Path) -> mmap.mmap:

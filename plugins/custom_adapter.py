@@ -54,9 +54,10 @@ def _model_class(module: Any, wanted: str | None) -> type:
 class CustomModel:
     """The user's object behind the core's LoadedModel contract."""
 
-    def __init__(self, obj: Any, metadata: Mapping[str, Any]):
+    def __init__(self, obj: Any, metadata: Mapping[str, Any], source_stem: str):
         self.obj = obj
         self.metadata = metadata
+        self.source_stem = source_stem
         if callable(getattr(obj, "predict_proba", None)):
             self.predict_proba = lambda X: np.asarray(obj.predict_proba(X), dtype=np.float64)
 
@@ -77,7 +78,7 @@ class CustomModel:
         if task == "classification" and classes is None:
             raise TypeError("a custom classifier needs classes_ on the class or labels in the metadata file")
         return ModelDescription(
-            model_class=f"{type(obj).__module__.rsplit('.', 1)[-1]}.{type(obj).__qualname__}",
+            model_class=f"{self.source_stem}.{type(obj).__qualname__}",
             task=task,
             n_features=n_features,
             feature_names=list(names) if names else None,
@@ -106,7 +107,7 @@ class CustomAdapter:
         except BaseException:
             sys.modules.pop(module_name, None)
             raise
-        return CustomModel(obj, metadata)
+        return CustomModel(obj, metadata, path.stem)
 
 
 @hookimpl

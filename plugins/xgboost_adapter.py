@@ -33,6 +33,9 @@ class XGBoostModel:
         self.objective: str = learner["objective"]["name"]
         self.num_class = int(learner["learner_model_param"].get("num_class", "0") or 0)
         self.is_classifier = self.objective.startswith(CLASSIFIER_PREFIXES)
+        # A model trained with early stopping predicts with its best trees only, as XGBoost's own predict does.
+        best = booster.attr("best_iteration")
+        self._iteration_range = (0, int(best) + 1) if best is not None else (0, 0)
         if self.is_classifier:
             count = self.num_class if self.num_class > 1 else 2
             self.classes = classes if classes is not None else list(range(count))
@@ -40,7 +43,7 @@ class XGBoostModel:
                 self.predict_proba = self._predict_proba
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.booster.inplace_predict(X))
+        return np.asarray(self.booster.inplace_predict(X, iteration_range=self._iteration_range))
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         out = self._raw(X)

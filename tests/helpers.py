@@ -62,6 +62,7 @@ class GunicornServer:
     def __init__(self, tmp_path: Path, config: dict[str, Any], workers: int = 2, env: dict[str, str] | None = None):
         self.port = free_port()
         self.tmp_path = tmp_path
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.config_file = tmp_path / f"config-{self.port}.yaml"
         settings = {"environment": "testing", **config}
         settings.setdefault("api", {}).update({"host": "127.0.0.1", "port": self.port, "workers": workers})

@@ -87,19 +87,17 @@ def test_unknown_suffix_names_the_known_types(client, model_dir):
     assert "sklearn" in body["message"] and "xgboost" in body["message"] and "custom" in body["message"]
 
 
-def test_max_models_is_respected(make_app, model_dir):
-    client = make_app(models={"max_models": 2}).test_client()
+def test_max_models_caps_memory_and_evicts_the_least_recently_used(make_app, model_dir):
     write_sklearn_classifier(model_dir, name="third")
-    assert_error(
-        client.post("/api/v1/models/load", json={"model_name": "third", "model_path": "third.joblib"}),
-        409,
-        contains="max_models",
-    )
-    assert client.delete("/api/v1/models/iris_xgboost").status_code == 200
-    assert (
-        client.post("/api/v1/models/load", json={"model_name": "third", "model_path": "third.joblib"}).status_code
-        == 200
-    )
+    client = make_app(models={"max_models": 2}).test_client()
+    listing = client.get("/api/v1/models").get_json()
+    assert listing["count"] == 3 and listing["loaded_count"] == 2  # all available, two in memory
+    for name in ("iris_classifier", "iris_xgboost", "third", "iris_classifier"):
+        assert client.post(f"/api/v1/predict/{name}", json={"features": ROW}).status_code == 200
+    loaded = {m["name"]: m["loaded"] for m in client.get("/api/v1/models").get_json()["models"]}
+    assert loaded == {"iris_classifier": True, "third": True, "iris_xgboost": False}
+    # the evicted model reloads on its next use
+    assert client.post("/api/v1/predict/iris_xgboost", json={"features": ROW}).status_code == 200
 
 
 def test_adapters_are_listed(client):

@@ -67,11 +67,18 @@ def test_defaults(environ):
         "max_models": 5,
         "model_timeout": 300,
         "default_model": "iris_classifier",
+        "allow_version_mismatch": False,
     }
     assert config["security"]["enable_cors"] is False and config["security"]["cors_origins"] == []
     assert config["logging"] == {"level": "INFO", "format": "json", "access_log": True}
     assert config["monitoring"]["enable_metrics"] is True
-    assert config["registry"] == {"state_directory": "var/state", "sync_interval_ms": 0}
+    assert config["registry"] == {
+        "backend": "sqlite",
+        "state_directory": "var/state",
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "redis_prefix": "modelserve",
+        "sync_interval_ms": 0,
+    }
     assert config["runtime"] == {"compute_threads": 1}
 
 

@@ -1,4 +1,4 @@
-"""``/models``: list, load, unload and describe models."""
+"""``/models``: list, load, unload, describe, alias and roll back models; ``/aliases``."""
 
 from __future__ import annotations
 
@@ -8,35 +8,43 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.api.models.schemas import (
+    AliasListSchema,
+    AliasRequestSchema,
+    AliasSchema,
     LoadModelRequestSchema,
     LoadModelResponseSchema,
     ModelInfoSchema,
     ModelListSchema,
+    RollbackRequestSchema,
+    RollbackResponseSchema,
     UnloadModelResponseSchema,
+    VersionQuerySchema,
 )
 from app.api.predictions.resources import check_model_name
-from app.extensions import services
+from app.desired_state import DEFAULT_ALIAS
+from app.extensions import current_actor, services
 from app.model_info import model_info, model_summary
 
-blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Model management.")
+blp = Blueprint("models", __name__, url_prefix="/api/v1", description="Model management.")
 
 
-@blp.route("")
+@blp.route("/models")
 class Models(MethodView):
     @blp.response(200, ModelListSchema)
     def get(self) -> dict[str, Any]:
-        """List the models available to predict with."""
+        """List the models available to predict with, their versions and aliases."""
         registry = services().registry
-        records = registry.records()
+        state = registry.state()
         return {
-            "models": [model_summary(registry, records[name]) for name in sorted(records)],
-            "count": len(records),
-            "default_model": registry.resolve_name("default"),
+            "models": [model_summary(registry, state.models[name]) for name in sorted(state.models)],
+            "count": len(state.models),
+            "default_model": registry.resolve_name(DEFAULT_ALIAS),
             "max_models": registry.max_models,
+            "loaded_count": registry.loaded_count(),
         }
 
 
-@blp.route("/load")
+@blp.route("/models/load")
 class LoadModel(MethodView):
     @blp.arguments(
         LoadModelRequestSchema,
@@ -48,36 +56,110 @@ class LoadModel(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Load a model file from the model directory and serve it in every worker.
+        """Load a model file from the model directory as the model's new current version, in every worker.
 
-        Loading a name that exists replaces it once the new file has loaded and
-        passed a trial prediction; if it fails, the old model keeps serving.
+        The new version is loaded and passes a trial prediction before any
+        request sees it; requests in flight finish on the old version. If the
+        load fails, the previous version keeps serving. Loading the file that
+        is already current changes nothing.
         """
         registry = services().registry
-        served = registry.load(body["model_name"], body["model_path"], body["model_type"])
-        return {"message": f"Model '{served.name}' loaded.", "model": model_info(registry, served.record)}
+        served = registry.load(body["model_name"], body["model_path"], body["model_type"], actor=current_actor())
+        return {
+            "message": f"Model '{served.name}' version {served.version} loaded.",
+            "model": model_info(registry, served),
+        }
 
 
-@blp.route("/<model_name>")
+@blp.route("/models/<model_name>")
 class Model(MethodView):
     @blp.response(200, UnloadModelResponseSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def delete(self, model_name: str) -> dict[str, Any]:
-        """Stop serving a model in every worker (the file stays on disk)."""
+        """Stop serving a model (all its versions and aliases) in every worker; the file stays on disk."""
         check_model_name(model_name)
-        services().registry.unload(model_name)
+        services().registry.unload(model_name, actor=current_actor())
         return {"message": f"Model '{model_name}' unloaded.", "model_name": model_name}
 
 
-@blp.route("/<model_name>/info")
+@blp.route("/models/<model_name>/info")
 class ModelInfo(MethodView):
+    @blp.arguments(VersionQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, ModelInfoSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
-    def get(self, model_name: str) -> dict[str, Any]:
-        """Describe a model: adapter, class, task, features, labels, file, sha256, counts."""
+    def get(self, model_name: str, version: int | None) -> dict[str, Any]:
+        """Describe a model version (default: current): adapter, class, task, features, labels, file, sha256."""
         check_model_name(model_name)
         registry = services().registry
-        served = registry.get(model_name)  # loads it in this worker if needed
-        return model_info(registry, served.record)
+        name = registry.resolve_name(model_name) if version is None else model_name
+        served = registry.get(model_name) if version is None else registry.get_version(name, version)
+        return model_info(registry, served)
+
+
+@blp.route("/models/<model_name>/alias")
+class ModelAlias(MethodView):
+    @blp.arguments(AliasRequestSchema, example={"alias": "default", "version": None})
+    @blp.response(200, AliasSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    def post(self, body: dict[str, Any], model_name: str) -> dict[str, Any]:
+        """Point an alias (``default`` included) at this model: its current version, or a pinned one.
+
+        The target version is loaded and warmed before the alias moves.
+        """
+        check_model_name(model_name)
+        registry = services().registry
+        target = registry.set_alias(body["alias"], model_name, body["version"], actor=current_actor())
+        return _alias_entry(body["alias"], target.model, target.version)
+
+
+@blp.route("/models/<model_name>/rollback")
+class ModelRollback(MethodView):
+    @blp.arguments(RollbackRequestSchema, example={})
+    @blp.response(200, RollbackResponseSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    def post(self, body: dict[str, Any], model_name: str) -> dict[str, Any]:
+        """Make the previous version (or the one given) current again, warmed before the switch."""
+        check_model_name(model_name)
+        served = services().registry.rollback(model_name, body["version"], actor=current_actor())
+        return {
+            "message": f"Model '{model_name}' is now at version {served.version}.",
+            "model_name": model_name,
+            "version": served.version,
+        }
+
+
+@blp.route("/aliases")
+class Aliases(MethodView):
+    @blp.response(200, AliasListSchema)
+    def get(self) -> dict[str, Any]:
+        """List the aliases and the version each one serves now."""
+        registry = services().registry
+        state = registry.state()
+        entries = [_alias_entry(alias, t.model, t.version) for alias, t in sorted(state.aliases.items())]
+        if DEFAULT_ALIAS not in state.aliases and DEFAULT_ALIAS not in state.models:
+            entries.insert(0, _alias_entry(DEFAULT_ALIAS, registry.default_model, None))
+        return {"aliases": entries}
+
+
+@blp.route("/aliases/<alias>")
+class Alias(MethodView):
+    @blp.response(200, AliasSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, alias: str) -> dict[str, Any]:
+        """Remove an alias; ``default`` then falls back to ``models.default_model``."""
+        check_model_name(alias)
+        target = services().registry.remove_alias(alias, actor=current_actor())
+        return _alias_entry(alias, target.model, target.version)
+
+
+def _alias_entry(alias: str, model: str, version: int | None) -> dict[str, Any]:
+    resolved = services().registry.snapshot().resolve(alias, services().registry.default_model)
+    return {
+        "alias": alias,
+        "model_name": model,
+        "version": version,
+        "resolved_version": resolved[1] if resolved else None,
+    }

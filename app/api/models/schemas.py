@@ -8,10 +8,12 @@ from marshmallow import validate
 from app.api.predictions.schemas import MODEL_NAME
 
 
-class LoadModelRequestSchema(ma.Schema):
+class _Strict(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
+
+class LoadModelRequestSchema(_Strict):
     model_name = ma.fields.String(required=True, **MODEL_NAME, metadata={"example": "custom_model"})
     model_path = ma.fields.String(
         required=True,
@@ -32,19 +34,61 @@ class LoadModelRequestSchema(ma.Schema):
     )
 
 
+VERSION = ma.fields.Integer(
+    load_default=None,
+    allow_none=True,
+    strict=True,
+    validate=validate.Range(min=1),
+    metadata={"description": "A version of the model; omitted: its current version.", "example": 1},
+)
+
+
+class VersionQuerySchema(_Strict):
+    version = VERSION
+
+
+class AliasRequestSchema(_Strict):
+    alias = ma.fields.String(required=True, **MODEL_NAME, metadata={"example": "default"})
+    version = VERSION
+
+
+class RollbackRequestSchema(_Strict):
+    version = ma.fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "The version to make current; omitted: the previous one."},
+    )
+
+
+class VersionSchema(ma.Schema):
+    version = ma.fields.Integer(required=True, metadata={"example": 1})
+    file = ma.fields.String(required=True)
+    sha256 = ma.fields.String(required=True)
+    size_bytes = ma.fields.Integer()
+    registered_at = ma.fields.String()
+    origin = ma.fields.String(metadata={"description": "auto_load or api"})
+    current = ma.fields.Boolean()
+    loaded = ma.fields.Boolean(metadata={"description": "Held in memory by the worker that answered."})
+
+
 class ModelSummarySchema(ma.Schema):
     name = ma.fields.String(required=True, metadata={"example": "iris_classifier"})
-    version = ma.fields.String(required=True, metadata={"example": "1"})
+    version = ma.fields.Integer(required=True, metadata={"description": "The current version.", "example": 1})
+    versions = ma.fields.List(ma.fields.Integer(), metadata={"example": [1]})
     adapter = ma.fields.String(required=True, metadata={"example": "sklearn"})
     task = ma.fields.String(allow_none=True, metadata={"example": "classification"})
     file = ma.fields.String(required=True, metadata={"description": "Relative to the model directory."})
     description = ma.fields.String(allow_none=True)
     aliases = ma.fields.List(ma.fields.String(), metadata={"example": ["default"]})
-    loaded = ma.fields.Boolean(metadata={"description": "Held in memory by the worker that answered."})
+    loaded = ma.fields.Boolean(metadata={"description": "Current version held in memory by the answering worker."})
+    memory_bytes = ma.fields.Integer(allow_none=True, metadata={"description": "Estimated, when loaded."})
 
 
 class ModelInfoSchema(ModelSummarySchema):
-    model_class = ma.fields.String(allow_none=True, metadata={"example": "sklearn.linear_model.LogisticRegression"})
+    current = ma.fields.Boolean(metadata={"description": "Whether this version is the model's current one."})
+    model_class = ma.fields.String(allow_none=True, metadata={"example": "sklearn.LogisticRegression"})
     n_features = ma.fields.Integer(allow_none=True, metadata={"example": 4})
     feature_names = ma.fields.List(ma.fields.String(), allow_none=True)
     classes = ma.fields.List(ma.fields.Raw(), allow_none=True)
@@ -57,21 +101,46 @@ class ModelInfoSchema(ModelSummarySchema):
     prediction_count = ma.fields.Integer(metadata={"description": "Rows predicted by the answering worker."})
     worker_pid = ma.fields.Integer()
     training = ma.fields.Dict(allow_none=True, metadata={"description": "Library versions it was trained with."})
+    version_mismatch = ma.fields.Dict(
+        allow_none=True, metadata={"description": "Trained-with versions that differ from the server's (allowed)."}
+    )
+    metadata = ma.fields.Dict(metadata={"description": "The sidecar metadata."})
     details = ma.fields.Dict(metadata={"description": "Adapter-specific facts (objective, trees, ...)."})
+    version_history = ma.fields.List(ma.fields.Nested(VersionSchema))
 
 
 class ModelListSchema(ma.Schema):
     models = ma.fields.List(ma.fields.Nested(ModelSummarySchema), required=True)
     count = ma.fields.Integer(required=True)
     default_model = ma.fields.String(metadata={"description": "The model 'default' resolves to."})
-    max_models = ma.fields.Integer()
+    max_models = ma.fields.Integer(metadata={"description": "Model versions held in memory per worker."})
+    loaded_count = ma.fields.Integer(metadata={"description": "Model versions held by the answering worker."})
 
 
 class LoadModelResponseSchema(ma.Schema):
-    message = ma.fields.String(required=True, metadata={"example": "Model 'custom_model' loaded."})
+    message = ma.fields.String(required=True, metadata={"example": "Model 'custom_model' version 1 loaded."})
     model = ma.fields.Nested(ModelInfoSchema, required=True)
 
 
 class UnloadModelResponseSchema(ma.Schema):
     message = ma.fields.String(required=True, metadata={"example": "Model 'custom_model' unloaded."})
     model_name = ma.fields.String(required=True)
+
+
+class AliasSchema(ma.Schema):
+    alias = ma.fields.String(required=True, metadata={"example": "default"})
+    model_name = ma.fields.String(required=True, metadata={"example": "iris_classifier"})
+    version = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Pinned version; null follows the model's current version."}
+    )
+    resolved_version = ma.fields.Integer(allow_none=True, metadata={"description": "The version it serves now."})
+
+
+class AliasListSchema(ma.Schema):
+    aliases = ma.fields.List(ma.fields.Nested(AliasSchema), required=True)
+
+
+class RollbackResponseSchema(ma.Schema):
+    message = ma.fields.String(required=True)
+    model_name = ma.fields.String(required=True)
+    version = ma.fields.Integer(required=True, metadata={"description": "The version now current."})

@@ -17,6 +17,7 @@ from app.api.predictions.schemas import (
 from app.errors import ValidationFailed
 from app.extensions import services
 from app.inference import predict_rows, utc_timestamp
+from app.registry import ServedModel
 from app.validation import NAME_MESSAGE, is_valid_name
 
 blp = Blueprint("predictions", __name__, url_prefix="/api/v1", description="Predictions with the served models.")
@@ -28,19 +29,24 @@ def check_model_name(name: str) -> None:
         raise ValidationFailed(f"Invalid model_name: {NAME_MESSAGE}", errors={"path": {"model_name": [NAME_MESSAGE]}})
 
 
-def predict_one(model_name: str, body: dict[str, Any]) -> dict[str, Any]:
+Reply = tuple[dict[str, Any], int, dict[str, str]]
+
+
+def answered_by(served: ServedModel, body: dict[str, Any]) -> Reply:
+    """Say which model version answered, in the body and in headers a proxy can log."""
+    body["served_model"] = served.name
+    body["model_version"] = served.version
+    body["timestamp"] = utc_timestamp()
+    return body, 200, {"X-Model-Name": served.name, "X-Model-Version": str(served.version)}
+
+
+def predict_one(model_name: str, body: dict[str, Any]) -> Reply:
     served = services().registry.get(model_name)
     want = body.get("return_probabilities")
     results, elapsed = predict_rows(served, [body["features"]], with_probabilities=want is not False)
     result = results[0]
     result.pop("confidence", None)
-    return {
-        **result,
-        "model_name": model_name,
-        "model_version": served.version,
-        "prediction_time": elapsed,
-        "timestamp": utc_timestamp(),
-    }
+    return answered_by(served, {**result, "model_name": model_name, "prediction_time": elapsed})
 
 
 @blp.route("/predict")
@@ -51,7 +57,7 @@ class Predict(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> Reply:
         """Predict one sample with the default model (or the one named in the body)."""
         return predict_one(body["model_name"], body)
 
@@ -64,8 +70,8 @@ class PredictWithModel(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-    def post(self, body: dict[str, Any], model_name: str) -> dict[str, Any]:
-        """Predict one sample with the model named in the path."""
+    def post(self, body: dict[str, Any], model_name: str) -> Reply:
+        """Predict one sample with the model (or alias) named in the path."""
         check_model_name(model_name)
         return predict_one(model_name, body)
 
@@ -81,15 +87,16 @@ class BatchPredict(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> Reply:
         """Predict 1 to 1000 samples in one call; each result has its confidence."""
         served = services().registry.get(body["model_name"])
         results, elapsed = predict_rows(served, body["features"], with_probabilities=body["return_probabilities"])
-        return {
-            "predictions": results,
-            "model_name": body["model_name"],
-            "model_version": served.version,
-            "count": len(results),
-            "prediction_time": elapsed,
-            "timestamp": utc_timestamp(),
-        }
+        return answered_by(
+            served,
+            {
+                "predictions": results,
+                "model_name": body["model_name"],
+                "count": len(results),
+                "prediction_time": elapsed,
+            },
+        )

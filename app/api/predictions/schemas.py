@@ -69,8 +69,12 @@ class PredictionResponseSchema(ma.Schema):
         ma.fields.Float(),
         metadata={"description": "One per class, in class-index order.", "example": [0.97, 0.03, 0.0]},
     )
-    model_name = ma.fields.String(required=True, metadata={"example": "default"})
-    model_version = ma.fields.String(required=True, metadata={"example": "1"})
+    model_name = ma.fields.String(required=True, metadata={"description": "As requested.", "example": "default"})
+    served_model = ma.fields.String(
+        required=True,
+        metadata={"description": "The model that answered (an alias resolved).", "example": "iris_classifier"},
+    )
+    model_version = ma.fields.Integer(required=True, metadata={"description": "Its version.", "example": 1})
     prediction_time = ma.fields.Float(
         required=True, metadata={"description": "Seconds the model took.", "example": 0.0003}
     )
@@ -90,7 +94,8 @@ class BatchItemSchema(ma.Schema):
 class BatchPredictionResponseSchema(ma.Schema):
     predictions = ma.fields.List(ma.fields.Nested(BatchItemSchema), required=True)
     model_name = ma.fields.String(required=True, metadata={"example": "iris_classifier"})
-    model_version = ma.fields.String(required=True, metadata={"example": "1"})
+    served_model = ma.fields.String(required=True, metadata={"example": "iris_classifier"})
+    model_version = ma.fields.Integer(required=True, metadata={"example": 1})
     count = ma.fields.Integer(required=True, metadata={"example": 2})
     prediction_time = ma.fields.Float(required=True, metadata={"example": 0.0004})
     timestamp = ma.fields.String(required=True)
