@@ -152,6 +152,8 @@ class ModelRegistry:
                 log.error("not auto-loading %s: %s", path.name, exc.description)
                 continue
             added = self.store.transact(lambda state, r=record: ds.adopt_file(state, r))
+            if added is not None and added.registered_at != record.registered_at:
+                continue  # another worker registered the same file first
             if added is None:
                 log.warning(
                     "not auto-loading %s: the name %s belongs to another file or was unloaded through the API",
@@ -282,6 +284,7 @@ class ModelRegistry:
             file=added.file,
             sha256=added.sha256,
             previous_version=before.current if before else None,
+            unchanged=added.registered_at != record.registered_at,  # the file was already current
         )
         self._audit(actor, "load", name, "success", details)
         self.sync()

@@ -152,7 +152,7 @@ class Alias(MethodView):
         """Remove an alias; ``default`` then falls back to ``models.default_model``."""
         check_model_name(alias)
         target = services().registry.remove_alias(alias, actor=current_actor())
-        return _alias_entry(alias, target.model, target.version)
+        return {"alias": alias, "model_name": target.model, "version": target.version, "resolved_version": None}
 
 
 def _alias_entry(alias: str, model: str, version: int | None) -> dict[str, Any]:

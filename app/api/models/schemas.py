@@ -44,7 +44,11 @@ VERSION = ma.fields.Integer(
 
 
 class VersionQuerySchema(_Strict):
-    version = VERSION
+    version = ma.fields.Integer(  # query strings are text: "2" is a version
+        load_default=None,
+        validate=validate.Range(min=1),
+        metadata={"description": "A version of the model; omitted: its current version.", "example": 1},
+    )
 
 
 class AliasRequestSchema(_Strict):
