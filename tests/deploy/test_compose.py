@@ -1,0 +1,87 @@
+"""deploy/docker-compose.yml: valid for Docker Compose, and the stack the spec describes."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.deploy.support import COMPOSE_FILE, DEPLOY_DIR, run_tool, tool
+from tests.helpers import PROJECT_ROOT
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def test_docker_compose_config_accepts_the_file():
+    docker_compose = tool("docker-compose", "the Debian package docker-compose")
+    for profile in ([], ["--profile", "jobs"]):
+        result = run_tool(docker_compose, "-f", str(COMPOSE_FILE), *profile, "config", "-q", cwd=DEPLOY_DIR)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_spec_services():
+    services = compose()["services"]
+    assert set(services) == {"api", "redis", "worker", "prometheus", "grafana"}
+
+
+def test_api_builds_this_project_and_mounts_models_read_only():
+    api = compose()["services"]["api"]
+    build = api["build"]
+    assert (DEPLOY_DIR / build["context"]).resolve() == PROJECT_ROOT
+    assert (PROJECT_ROOT / build["dockerfile"]).is_file()
+    assert "8000:8000" in api["ports"]
+    assert api["environment"]["ENVIRONMENT"] == "production"
+    assert "../models:/app/models:ro" in api["volumes"]
+    assert any(v.endswith(":/app/var") for v in api["volumes"]), "the registry state must be writable"
+
+
+def test_api_healthcheck_asks_the_liveness_endpoint():
+    check = compose()["services"]["api"]["healthcheck"]
+    assert check["test"][0] == "CMD" and check["test"][1] == "python"
+    assert "/api/v1/health/live" in check["test"][-1]
+    assert {"interval", "timeout", "retries"} <= check.keys()
+
+
+def test_celery_worker_waits_behind_the_jobs_profile():
+    worker = compose()["services"]["worker"]
+    assert worker["profiles"] == ["jobs"], "app.jobs arrives with the async jobs issue"
+    assert worker["command"][:3] == ["celery", "-A", "app.jobs.celery_app"]
+
+
+def test_prometheus_mounts_the_scrape_config_and_alert_rules():
+    prometheus = compose()["services"]["prometheus"]
+    mounts = {v.split(":")[1]: (DEPLOY_DIR / v.split(":")[0]).resolve() for v in prometheus["volumes"]}
+    assert mounts["/etc/prometheus/prometheus.yml"] == DEPLOY_DIR / "prometheus" / "prometheus.yml"
+    assert mounts["/etc/prometheus/alerts.yml"] == DEPLOY_DIR / "prometheus" / "alerts.yml"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
+    assert config["rule_files"] == ["alerts.yml"], "relative to the mounted config file"
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "modelserve"]
+    assert job["static_configs"][0]["targets"] == ["api:8000"]
+
+
+def test_grafana_gets_provisioned_datasource_and_dashboards():
+    grafana = compose()["services"]["grafana"]
+    mounts = {v.split(":")[1]: (DEPLOY_DIR / v.split(":")[0]).resolve() for v in grafana["volumes"]}
+    provisioning = mounts["/etc/grafana/provisioning"]
+    datasource = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"][0]
+    assert datasource["type"] == "prometheus" and datasource["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load((provisioning / "dashboards" / "modelserve.yml").read_text())["providers"][0]
+    assert mounts[provider["options"]["path"]] == DEPLOY_DIR / "grafana" / "dashboards"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(provider["options"]["path"] + "/")
+    assert (DEPLOY_DIR / "grafana" / "dashboards" / home.rsplit("/", 1)[1]).is_file()
+
+
+def test_every_bind_mount_source_exists():
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY_DIR / source).exists(), f"{name}: {source}"
+
+
+def test_named_volumes_are_declared():
+    spec = compose()
+    used = {v.split(":")[0] for s in spec["services"].values() for v in s.get("volumes", []) if not v.startswith(".")}
+    assert used == set(spec["volumes"])
