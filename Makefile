@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 INSTALL_INPUTS := setup.cfg pyproject.toml
 
-.PHONY: serve serve-dev test lint demo-models install install-test clean
+.PHONY: serve serve-dev test lint demo-models install install-test clean docker-build docker-prod
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,17 @@ lint: install-test
 
 test: install-test lint
 	$(PY) -m pytest
+
+# The production image (Dockerfile; needs a Docker engine). docker-prod serves ./models read-only:
+# run `make demo-models` first for the iris demo set.
+IMAGE ?= modelserve:latest
+
+docker-build:
+	docker build --build-arg XGBOOST=$(XGBOOST) -t $(IMAGE) .
+
+docker-prod:
+	docker run --rm -p 8000:8000 -e ENVIRONMENT=production \
+		-v "$(CURDIR)/models:/app/models:ro" $(IMAGE)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache build *.egg-info
