@@ -45,3 +45,25 @@ def post_worker_init(worker):
     services = worker.wsgi.extensions.get("modelserve")
     if services is not None:
         services.registry.warm()
+
+
+def on_starting(server):
+    """Before any worker forks: a clean Prometheus multiprocess directory for this server."""
+    from app.multiprocess_metrics import prepare
+
+    directory = prepare(_settings["monitoring"]["enable_metrics"])
+    if directory is not None:
+        server.log.info("Prometheus multiprocess directory: %s", directory)
+
+
+def child_exit(server, worker):
+    """A worker exited: its live gauges (memory, CPU, active models) stop counting."""
+    from app.multiprocess_metrics import worker_exited
+
+    worker_exited(worker.pid)
+
+
+def on_exit(server):
+    from app.multiprocess_metrics import cleanup
+
+    cleanup()

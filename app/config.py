@@ -39,6 +39,9 @@ ENV_VARS = {
 }
 
 
+_URL_PATH = validate.Regexp(r"^(/[A-Za-z0-9._-]+)+$", error="must be a URL path such as /api/v1/metrics.")
+
+
 class ConfigError(Exception):
     """Invalid configuration; ``str()`` is the one line to show the operator."""
 
@@ -50,6 +53,10 @@ class _Section(ma.Schema):
 
 def _int(default: int, lo: int, hi: int | None = None) -> ma.fields.Integer:
     return ma.fields.Integer(strict=True, load_default=default, validate=validate.Range(min=lo, max=hi))
+
+
+def _percent(default: float) -> ma.fields.Float:
+    return ma.fields.Float(load_default=default, validate=validate.Range(min=0, max=100))
 
 
 def _bool(default: bool) -> ma.fields.Boolean:
@@ -103,8 +110,34 @@ class LoggingSection(_Section):
 
 class MonitoringSection(_Section):
     enable_metrics = _bool(True)
-    metrics_endpoint = _str("/api/v1/metrics")
-    health_endpoint = _str("/api/v1/health")
+    metrics_endpoint = ma.fields.String(load_default="/api/v1/metrics", validate=_URL_PATH)
+    #: ``/live`` and ``/ready`` are served under it.
+    health_endpoint = ma.fields.String(load_default="/api/v1/health", validate=_URL_PATH)
+
+    @ma.validates_schema
+    def _distinct(self, data: dict[str, Any], **_: Any) -> None:
+        if data["metrics_endpoint"].rstrip("/") == data["health_endpoint"].rstrip("/"):
+            raise ma.ValidationError("must differ from health_endpoint.", field_name="metrics_endpoint")
+
+
+class HealthSection(_Section):
+    """Thresholds of ``GET /api/v1/health``: above ``*_degraded_percent`` a check is degraded
+    (200), above ``*_unhealthy_percent`` unhealthy (503)."""
+
+    memory_degraded_percent = _percent(85)
+    memory_unhealthy_percent = _percent(95)
+    disk_degraded_percent = _percent(85)
+    disk_unhealthy_percent = _percent(95)
+    #: Models that must load and pass a trial prediction for readiness, besides the default model.
+    required_models = ma.fields.List(ma.fields.String(validate=model_name_validator()), load_default=list)
+
+    @ma.validates_schema
+    def _ordered(self, data: dict[str, Any], **_: Any) -> None:
+        for check in ("memory", "disk"):
+            if data[f"{check}_degraded_percent"] > data[f"{check}_unhealthy_percent"]:
+                raise ma.ValidationError(
+                    f"must not be above {check}_unhealthy_percent.", field_name=f"{check}_degraded_percent"
+                )
 
 
 class PluginsSection(_Section):
@@ -138,6 +171,7 @@ class ConfigSchema(_Section):
     models = _section(ModelsSection)
     logging = _section(LoggingSection)
     monitoring = _section(MonitoringSection)
+    health = _section(HealthSection)
     plugins = _section(PluginsSection)
     registry = _section(RegistrySection)
     runtime = _section(RuntimeSection)

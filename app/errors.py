@@ -72,6 +72,12 @@ class ValidationFailed(ApiError):
     code = 422
 
 
+class ServiceUnavailable(ApiError):
+    """The server cannot serve yet (readiness): the message says why."""
+
+    code = 503
+
+
 class ModelNotFound(NotFound):
     def __init__(self, name: str):
         super().__init__(f"Model '{name}' is not available. GET /api/v1/models lists the models.")

@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_cors(app, settings["security"])
     register_api(app)
     register_services(app, settings)
+    register_metrics(app, settings)
     register_cli(app)
     return app
 
@@ -94,11 +95,13 @@ def register_api(app: Flask) -> None:
     from app.api.fields import feature_row_openapi
     from app.api.models.resources import blp as models_blp
     from app.api.predictions.resources import blp as predictions_blp
+    from app.api.system.resources import build_blueprint as build_system_blueprint
 
     api = ModelServeApi(app)
     api.ma_plugin.converter.add_attribute_function(feature_row_openapi)
     for blueprint in (predictions_blp, models_blp, adapters_blp, audit_blp):
         api.register_blueprint(blueprint)
+    api.register_blueprint(build_system_blueprint(app.config["MODELSERVE"]["monitoring"]))
 
 
 def register_services(app: Flask, settings: dict[str, Any]) -> None:
@@ -111,6 +114,12 @@ def register_services(app: Flask, settings: dict[str, Any]) -> None:
     @app.before_request
     def _warm_models() -> None:
         registry.warm()
+
+
+def register_metrics(app: Flask, settings: dict[str, Any]) -> None:
+    from app.metrics import register_metrics as register
+
+    register(app, settings)
 
 
 def register_cli(app: Flask) -> None:

@@ -6,7 +6,6 @@ confidence and timing live here so that no adapter repeats them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import InvalidFeatures
+from app.observability import observe_prediction
 from app.registry import ServedModel
 
 Row = Sequence[float] | Mapping[str, float]
@@ -72,12 +72,12 @@ def _label(served: ServedModel, index: int, classes: Sequence[Any]) -> str:
 def predict_rows(served: ServedModel, rows: Sequence[Row], with_probabilities: bool) -> tuple[list[dict], float]:
     """Predict every row; return one result dict per row and the seconds the model took."""
     X = to_matrix(served, rows)
-    started = time.perf_counter()
-    raw = np.asarray(served.model.predict(X))
-    proba = None
-    if served.predict_proba is not None:  # also gives batch results their confidence
-        proba = np.asarray(served.predict_proba(X), dtype=np.float64)
-    elapsed = time.perf_counter() - started
+    with observe_prediction(served.name, *X.shape) as timing:
+        raw = np.asarray(served.model.predict(X))
+        proba = None
+        if served.predict_proba is not None:  # also gives batch results their confidence
+            proba = np.asarray(served.predict_proba(X), dtype=np.float64)
+    elapsed = timing.seconds
     served.count(len(X))
 
     if served.description.task == "regression":

@@ -1,4 +1,4 @@
-"""Request ids and JSON-lines logging.
+"""Request ids, JSON-lines logging, and the one place a prediction is observed.
 
 Every response carries ``X-Request-ID`` (the client's, when well-formed, else
 a new one) and every log line written while handling a request carries it too.
@@ -10,13 +10,19 @@ import json
 import logging
 import re
 import sys
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from werkzeug.wrappers import Response
 
+#: Where :func:`app.metrics.register_metrics` keeps the application's metrics (absent when disabled).
+METRICS_EXTENSION = "modelserve_metrics"
 REQUEST_ID_HEADER = "X-Request-ID"
 WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged as a field.
@@ -75,3 +81,42 @@ def register_request_ids(app: Flask) -> None:
     def _return_request_id(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "-")
         return response
+
+
+prediction_log = logging.getLogger("app.predictions")
+
+
+@dataclass
+class PredictionTiming:
+    seconds: float = 0.0
+
+
+@contextmanager
+def observe_prediction(model_name: str, rows: int, features: int) -> Iterator[PredictionTiming]:
+    """Time the model call in the ``with`` block; count it in the metrics and log "Prediction completed".
+
+    A model that raises is counted as a failed prediction (``status="error"``)
+    and the exception goes on to the error handler.
+    """
+    timing = PredictionTiming()
+    metrics = current_app.extensions.get(METRICS_EXTENSION) if has_app_context() else None
+    started = time.perf_counter()
+    try:
+        yield timing
+    except Exception:
+        timing.seconds = time.perf_counter() - started
+        if metrics is not None:
+            metrics.observe_prediction(model_name, timing.seconds, rows, ok=False)
+        raise
+    timing.seconds = time.perf_counter() - started
+    if metrics is not None:
+        metrics.observe_prediction(model_name, timing.seconds, rows, ok=True)
+    fields: dict[str, Any] = {
+        "model_name": model_name,
+        "prediction_time": timing.seconds,
+        "features_count": features,
+        "user_id": g.get("user_id") if has_request_context() else None,
+    }
+    if rows != 1:
+        fields["rows"] = rows
+    prediction_log.info("Prediction completed", extra=fields)

@@ -1,0 +1,1 @@
+"""``/health``, ``/health/live``, ``/health/ready``, ``/status`` and ``/metrics``."""

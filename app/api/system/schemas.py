@@ -1,0 +1,104 @@
+"""Response bodies of the health, readiness and status endpoints."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+CHECK_STATUS = validate.OneOf(["healthy", "degraded", "unhealthy"])
+
+
+def _status(description: str) -> ma.fields.String:
+    return ma.fields.String(required=True, validate=CHECK_STATUS, metadata={"description": description})
+
+
+class ModelsCheckSchema(ma.Schema):
+    loaded = ma.fields.Integer(
+        required=True, metadata={"description": "Models held in memory by the worker that answered."}
+    )
+    status = _status("healthy: the default model serves; degraded: only other models do; unhealthy: none.")
+
+
+class UsageCheckSchema(ma.Schema):
+    used_percent = ma.fields.Float(required=True, metadata={"example": 45.2})
+    status = _status("Compared with the health.*_percent thresholds of the configuration.")
+
+
+class HealthChecksSchema(ma.Schema):
+    database = _status("The shared state store (which models to serve) answers.")
+    models = ma.fields.Nested(ModelsCheckSchema, required=True)
+    memory = ma.fields.Nested(UsageCheckSchema, required=True, metadata={"description": "Of the cgroup limit if any."})
+    disk = ma.fields.Nested(UsageCheckSchema, required=True, metadata={"description": "Where the state is written."})
+
+
+class HealthSchema(ma.Schema):
+    status = _status("The worst of the checks; unhealthy answers 503.")
+    timestamp = ma.fields.String(required=True, metadata={"example": "2024-12-07T10:30:00.000Z"})
+    checks = ma.fields.Nested(HealthChecksSchema, required=True)
+    version = ma.fields.String(required=True, metadata={"example": "0.1.0"})
+
+
+class LivenessSchema(ma.Schema):
+    status = ma.fields.String(required=True, metadata={"example": "alive"})
+    timestamp = ma.fields.String(required=True)
+    worker_pid = ma.fields.Integer(required=True)
+
+
+class ReadyModelSchema(ma.Schema):
+    requested = ma.fields.String(required=True, metadata={"description": "'default' or a health.required_models name"})
+    name = ma.fields.String(required=True, metadata={"example": "iris_classifier"})
+    version = ma.fields.Raw(required=True, metadata={"example": 1})
+    status = ma.fields.String(required=True, metadata={"example": "ready"})
+    trial = ma.fields.String(
+        required=True,
+        metadata={"description": "passed: one row of zeros predicted now; skipped: the feature count is unknown."},
+    )
+
+
+class ReadyChecksSchema(ma.Schema):
+    database = _status("The shared state store answers.")
+    models = ma.fields.List(ma.fields.Nested(ReadyModelSchema), required=True)
+
+
+class ReadinessSchema(ma.Schema):
+    status = ma.fields.String(required=True, metadata={"example": "ready"})
+    timestamp = ma.fields.String(required=True)
+    checks = ma.fields.Nested(ReadyChecksSchema, required=True)
+
+
+class StatusModelSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+    version = ma.fields.Raw(required=True)
+    loaded_at = ma.fields.String()
+    prediction_count = ma.fields.Integer(metadata={"description": "Rows this worker predicted with it."})
+    memory_bytes = ma.fields.Integer(metadata={"description": "Estimated memory the model holds."})
+
+
+class CountsSchema(ma.Schema):
+    requests = ma.fields.Integer(required=True)
+    predictions = ma.fields.Integer(required=True, metadata={"description": "Rows predicted."})
+    prediction_errors = ma.fields.Integer(required=True)
+
+
+class StatusSchema(ma.Schema):
+    version = ma.fields.String(required=True)
+    environment = ma.fields.String(required=True)
+    timestamp = ma.fields.String(required=True)
+    started_at = ma.fields.String(required=True, metadata={"description": "When the server (gunicorn master) started."})
+    uptime_seconds = ma.fields.Float(required=True)
+    worker_pid = ma.fields.Integer(required=True, metadata={"description": "The worker that answered."})
+    workers = ma.fields.Integer(required=True, metadata={"description": "Configured gunicorn workers."})
+    models = ma.fields.List(
+        ma.fields.Nested(StatusModelSchema),
+        required=True,
+        metadata={"description": "Models held in memory by the worker that answered."},
+    )
+    counts = ma.fields.Nested(
+        CountsSchema,
+        allow_none=True,
+        required=True,
+        metadata={"description": "Since start, all workers together; null when metrics are disabled."},
+    )
+    config = ma.fields.Dict(
+        required=True, metadata={"description": "The effective configuration, secrets replaced by ********."}
+    )

@@ -1,0 +1,243 @@
+"""Prometheus metrics, exact across gunicorn workers.
+
+Under gunicorn, gunicorn.conf.py points ``PROMETHEUS_MULTIPROC_DIR`` at a
+clean directory before the workers fork; every worker then writes its
+samples there and whichever worker answers a scrape adds them all up
+(prometheus_client's multiprocess mode). Without it (tests, the Flask
+development server) the application's own registry is exposed.
+
+Label values are bounded: ``endpoint`` is the route template
+(``/api/v1/predict/{model_name}``, or ``unmatched`` for unknown URLs) and
+``model_name`` only ever names a model this worker loaded from the registry
+(``unknown`` otherwise), so no client can create series at will.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, current_app, g, request, request_started
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, values
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_flask_exporter import PrometheusMetrics
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wrappers import Response
+
+from app import system_stats
+from app.hookspecs import hookimpl
+from app.multiprocess_metrics import MULTIPROC_ENV
+from app.observability import METRICS_EXTENSION
+
+UNMATCHED = "unmatched"
+UNKNOWN_MODEL = "unknown"
+#: 50 µs (a small linear model) to 10 s (a large batch on a big ensemble).
+LATENCY_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LOAD_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_RULE_VARIABLE = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
+
+
+class Metrics:
+    """The metric families of one application, and the few ways to record into them."""
+
+    def __init__(self) -> None:
+        if os.environ.get(MULTIPROC_ENV) and values.ValueClass is values.MutexValue:
+            raise RuntimeError(
+                f"prometheus_client was imported before {MULTIPROC_ENV} was set: "
+                "worker metrics would not be shared (import it only after fork)."
+            )
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total", "HTTP requests answered.", ["method", "endpoint", "status"], registry=r
+        )
+        self.request_duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.prediction_duration = Histogram(
+            "prediction_duration_seconds",
+            "Time the model took for one prediction call (one row or one batch).",
+            ["model_name"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "model_predictions_total",
+            "Rows predicted, by outcome (error: the model itself failed).",
+            ["model_name", "status"],
+            registry=r,
+        )
+        gauge = functools.partial(Gauge, registry=r, multiprocess_mode="livemostrecent")
+        self.active_models = gauge("active_models_gauge", "Models the server serves (shared desired state).")
+        self.memory = gauge("memory_usage_bytes", "Resident memory of the server's processes (master and workers).")
+        self.cpu = gauge(
+            "cpu_usage_percent", "CPU used by the server's processes since the previous reading (100 = one core)."
+        )
+        self.model_loads = Counter(
+            "model_loads_total", "Model versions loaded into a worker's memory.", ["model_name", "status"], registry=r
+        )
+        self.model_load_duration = Histogram(
+            "model_load_duration_seconds",
+            "Time to load a model version (file read, checks, trial prediction).",
+            ["model_name"],
+            buckets=LOAD_BUCKETS,
+            registry=r,
+        )
+        self.model_unloads = Counter(
+            "model_unloads_total",
+            "Model versions dropped from a worker's memory.",
+            ["model_name", "reason"],
+            registry=r,
+        )
+        self.rate_limit_rejections = Counter(
+            "rate_limit_rejections_total", "Requests refused by the rate limiter (429).", ["endpoint"], registry=r
+        )
+        self._exporter = PrometheusMetrics(app=None, path=None, export_defaults=False, registry=r)
+        self._models: set[str] = set()
+        self._cpu = system_stats.CpuMeter()
+
+    # --- recording ----------------------------------------------------------
+
+    def model_label(self, name: str) -> str:
+        """``name`` when this worker loaded a model of that name, else ``unknown``."""
+        return name if name in self._models else UNKNOWN_MODEL
+
+    def observe_request(self, method: str, endpoint: str, status: int, seconds: float | None) -> None:
+        self.requests.labels(method, endpoint, str(status)).inc()
+        if seconds is not None:
+            self.request_duration.labels(method, endpoint).observe(seconds)
+
+    def observe_prediction(self, model_name: str, seconds: float, rows: int, ok: bool) -> None:
+        label = self.model_label(model_name)
+        self.predictions.labels(label, "success" if ok else "error").inc(rows)
+        if ok:
+            self.prediction_duration.labels(label).observe(seconds)
+
+    def observe_model_load(self, name: str, seconds: float | None, ok: bool = True) -> None:
+        if ok:
+            self._models.add(name)
+        label = self.model_label(name)
+        self.model_loads.labels(label, "success" if ok else "error").inc()
+        if seconds is not None:
+            self.model_load_duration.labels(label).observe(seconds)
+
+    def observe_model_unload(self, name: str, reason: str) -> None:
+        self.model_unloads.labels(self.model_label(name), reason).inc()
+
+    def refresh_gauges(self, active_models: int) -> None:
+        """Set the gauges that are read rather than counted; called before each scrape."""
+        self.active_models.set(active_models)
+        processes = system_stats.server_processes()
+        self.memory.set(system_stats.memory_usage_bytes(processes))
+        self.cpu.set(self._cpu.percent(processes))
+
+    # --- reading ------------------------------------------------------------
+
+    def exposition(self, accept: str | None) -> tuple[str, str]:
+        """The text format Prometheus scrapes (OpenMetrics when asked for), and its content type."""
+        return self._exporter.generate_metrics(accept)
+
+    def totals(self) -> dict[str, int]:
+        """Requests, predictions and failed predictions so far: all workers' when multiprocess."""
+        if os.environ.get(MULTIPROC_ENV):
+            source = CollectorRegistry()
+            MultiProcessCollector(source)
+        else:
+            source = self.registry
+        sums = {"requests": 0.0, "predictions": 0.0, "prediction_errors": 0.0}
+        for family in source.collect():
+            for sample in family.samples:
+                if sample.name == "http_requests_total":
+                    sums["requests"] += sample.value
+                elif sample.name == "model_predictions_total":
+                    sums["predictions"] += sample.value
+                    if sample.labels.get("status") == "error":
+                        sums["prediction_errors"] += sample.value
+        return {key: int(value) for key, value in sums.items()}
+
+
+class ModelLifecycleMetrics:
+    """An internal plugin: counts loads and unloads through the ``model_loaded``/``model_unloaded`` hooks."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    @hookimpl
+    def model_loaded(self, name: str, info: Mapping[str, Any]) -> None:
+        seconds = info.get("load_seconds")
+        self.metrics.observe_model_load(name, float(seconds) if seconds is not None else None)
+
+    @hookimpl
+    def model_unloaded(self, name: str, reason: str) -> None:
+        self.metrics.observe_model_unload(name, reason)
+
+
+def current_metrics() -> Metrics | None:
+    """The application's metrics, or None when ``monitoring.enable_metrics`` is off."""
+    return current_app.extensions.get(METRICS_EXTENSION)
+
+
+def endpoint_label() -> str:
+    """The current request's route template (``/api/v1/predict/{model_name}``), or ``unmatched``."""
+    rule = request.url_rule
+    if rule is None and isinstance(request.routing_exception, MethodNotAllowed):
+        rule = _rule_for_another_method(request.routing_exception)
+    return _template(rule.rule) if rule is not None else UNMATCHED
+
+
+def _rule_for_another_method(error: MethodNotAllowed) -> Any:
+    """A 405's path did match a route, only not for this method: find that route."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in error.valid_methods or ():
+        try:
+            return adapter.match(method=method, return_rule=True)[0]
+        except HTTPException:
+            continue
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _template(rule: str) -> str:
+    return _RULE_VARIABLE.sub(r"{\1}", rule)
+
+
+def count_rate_limit_rejection() -> None:
+    """Count a request the rate limiter refused (call it where the 429 is produced)."""
+    metrics = current_metrics()
+    if metrics is not None:
+        metrics.rate_limit_rejections.labels(endpoint_label()).inc()
+
+
+def register_metrics(app: Flask, settings: Mapping[str, Any]) -> None:
+    """Count every request and the models' lifecycle, when ``monitoring.enable_metrics`` is on.
+
+    The metrics endpoint itself is a resource of :mod:`app.api.system`.
+    """
+    if not settings["monitoring"]["enable_metrics"]:
+        return
+    disable_created_metrics()  # the *_created series double the output for nothing a dashboard uses
+    metrics = Metrics()
+    app.extensions[METRICS_EXTENSION] = metrics
+    app.extensions["modelserve"].plugins.manager.register(ModelLifecycleMetrics(metrics), name="modelserve.metrics")
+
+    def start_timer(sender: Flask, **_: Any) -> None:
+        g.metrics_started = time.perf_counter()
+
+    # request_started fires before any before_request function, so refused requests are timed too.
+    # The signal holds its receivers weakly: the metrics object keeps this one alive with the app.
+    metrics.start_timer = start_timer
+    request_started.connect(start_timer, app)
+
+    @app.after_request
+    def _count_request(response: Response) -> Response:
+        started = g.get("metrics_started")
+        seconds = time.perf_counter() - started if started is not None else None
+        metrics.observe_request(request.method, endpoint_label(), response.status_code, seconds)
+        return response

@@ -1,0 +1,60 @@
+"""``GET /api/v1/status``: what an operator wants on one page, secrets masked."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from app import __version__, system_stats
+from app.inference import utc_timestamp
+from app.metrics import Metrics
+from app.registry import ModelRegistry
+
+#: A configuration key containing one of these words holds a secret.
+SECRET_WORDS = ("secret", "password", "token", "key")
+#: ... except these, which only name things.
+NOT_SECRET = frozenset({"api_key_header"})
+MASK = "********"
+
+
+def mask_secrets(tree: Any, key: str = "") -> Any:
+    """A copy of ``tree`` with the value of every secret-looking key replaced by ``********``."""
+    if key and key not in NOT_SECRET and any(word in key.lower() for word in SECRET_WORDS):
+        return MASK if tree not in (None, "", [], {}) else tree
+    if isinstance(tree, Mapping):
+        return {k: mask_secrets(v, str(k)) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [mask_secrets(item) for item in tree]
+    return tree
+
+
+def status_report(registry: ModelRegistry, settings: Mapping[str, Any], metrics: Metrics | None) -> dict[str, Any]:
+    started = system_stats.server_started_at()
+    return {
+        "version": __version__,
+        "environment": settings["environment"],
+        "timestamp": utc_timestamp(),
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "uptime_seconds": round(max(time.time() - started, 0.0), 3),
+        "worker_pid": os.getpid(),
+        "workers": settings["api"]["workers"],
+        "models": [_model_entry(served) for served in registry.loaded_models()],
+        "counts": metrics.totals() if metrics is not None else None,
+        "config": mask_secrets(settings),
+    }
+
+
+def _model_entry(served: Any) -> dict[str, Any]:
+    entry = {
+        "name": served.name,
+        "version": served.version,
+        "loaded_at": served.loaded_at,
+        "prediction_count": served.prediction_count,
+    }
+    memory = getattr(served, "memory_bytes", None)
+    if memory:
+        entry["memory_bytes"] = memory
+    return entry
