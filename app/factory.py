@@ -48,12 +48,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         API_SPEC_OPTIONS={"info": {"description": "Prediction and model-management API of modelserve."}},
     )
     register_request_ids(app)
     register_hygiene(app, settings)
     register_cors(app, settings["security"])
+    register_swagger_assets(app)
     register_api(app)
     register_services(app, settings)
     register_metrics(app, settings)
@@ -114,6 +114,12 @@ def register_services(app: Flask, settings: dict[str, Any]) -> None:
     @app.before_request
     def _warm_models() -> None:
         registry.warm()
+
+
+def register_swagger_assets(app: Flask) -> None:
+    from app.docs_assets import register_swagger_assets as register
+
+    register(app)
 
 
 def register_metrics(app: Flask, settings: dict[str, Any]) -> None:
