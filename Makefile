@@ -49,8 +49,9 @@ lint: install-test
 test: install-test lint
 	$(PY) -m pytest
 
-# The production image (Dockerfile; needs a Docker engine). docker-prod serves ./models read-only:
-# run `make demo-models` first for the iris demo set.
+# The production image (Dockerfile; needs a Docker engine). docker-prod serves ./models and
+# ./config read-only, with the credentials exported in MODELSERVE_API_KEYS or MODELSERVE_JWT_SECRET
+# (production refuses to start without one): see README, "Production deployment".
 IMAGE ?= modelserve:latest
 
 docker-build:
@@ -58,7 +59,8 @@ docker-build:
 
 docker-prod:
 	docker run --rm -p 8000:8000 -e ENVIRONMENT=production \
-		-v "$(CURDIR)/models:/app/models:ro" $(IMAGE)
+		-e MODELSERVE_API_KEYS -e MODELSERVE_JWT_SECRET \
+		-v "$(CURDIR)/models:/app/models:ro" -v "$(CURDIR)/config:/app/config:ro" $(IMAGE)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache build *.egg-info

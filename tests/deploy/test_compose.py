@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import yaml
 
+from app.config import ENV_VARS
 from tests.deploy.support import COMPOSE_FILE, DEPLOY_DIR, run_tool, tool
 from tests.helpers import PROJECT_ROOT
 
@@ -32,6 +33,7 @@ def test_api_builds_this_project_and_mounts_models_read_only():
     assert "8000:8000" in api["ports"]
     assert api["environment"]["ENVIRONMENT"] == "production"
     assert "../models:/app/models:ro" in api["volumes"]
+    assert "../config:/app/config:ro" in api["volumes"]
     assert any(v.endswith(":/app/var") for v in api["volumes"]), "the registry state must be writable"
 
 
@@ -85,3 +87,11 @@ def test_named_volumes_are_declared():
     spec = compose()
     used = {v.split(":")[0] for s in spec["services"].values() for v in s.get("volumes", []) if not v.startswith(".")}
     assert used == set(spec["volumes"])
+
+
+def test_every_variable_set_for_modelserve_is_one_it_reads():
+    services = compose()["services"]
+    for name in ("api", "worker"):
+        unknown = set(services[name]["environment"]) - set(ENV_VARS)
+        assert not unknown, f"{name}: {unknown}"
+    assert services["worker"]["environment"] == services["api"]["environment"]

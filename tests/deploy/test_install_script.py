@@ -1,14 +1,17 @@
 """The image's install steps, run outside Docker: scripts/install.sh on a copy
 of the Docker build context, then the installed gunicorn started the way the
-image's CMD starts it, with the image's environment, serving a prediction.
+image's CMD starts it, with the image's environment (ENVIRONMENT=production, so with an
+operator's API key), serving a prediction.
 
 Paths of the image map to temporary ones: /opt/venv -> <tmp>/venv, /app -> <tmp>/app.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -54,11 +57,18 @@ def installed(tmp_path_factory):
     return venv, app_dir, result.stdout
 
 
+#: An operator's API key: production refuses to start without credentials.
+API_KEY = "deploy-test-" + secrets.token_urlsafe(16)
+AUTH = {"X-API-Key": API_KEY}
+
+
 @pytest.fixture(scope="module")
 def image_server(installed):
     """The installed gunicorn, started like the image's CMD, over the demo models."""
     venv, app_dir, _ = installed
     env = image_environment(venv, app_dir)
+    key = {"name": "deploy-test", "sha256": hashlib.sha256(API_KEY.encode()).hexdigest(), "roles": ["admin", "predict"]}
+    env["MODELSERVE_API_KEYS"] = json.dumps([key])
     demo = subprocess.run(
         [str(venv / "bin" / "modelserve"), "create-demo-models", "--directory", str(app_dir / "models" / "trained")],
         cwd=app_dir,
@@ -121,7 +131,7 @@ def test_install_script_lays_out_venv_and_runtime_tree(installed):
 
 def test_installed_server_predicts_with_the_demo_model(image_server):
     url, _ = image_server
-    response = requests.post(url + "/api/v1/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=30)
+    response = requests.post(url + "/api/v1/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers=AUTH, timeout=30)
     assert response.status_code == 200, response.text
     assert response.json()["prediction_label"] == "setosa"
 
@@ -129,7 +139,7 @@ def test_installed_server_predicts_with_the_demo_model(image_server):
 def test_installed_server_loads_the_builtin_adapters_from_the_runtime_tree(image_server, installed):
     url, _ = image_server
     _, app_dir, _ = installed
-    adapters = requests.get(url + "/api/v1/adapters", timeout=30).json()["adapters"]
+    adapters = requests.get(url + "/api/v1/adapters", headers=AUTH, timeout=30).json()["adapters"]
     builtins = [a for a in adapters if a["source"] == "builtin"]
     assert {a["name"] for a in builtins} == {"sklearn", "xgboost", "custom"}, adapters
     for adapter in builtins:

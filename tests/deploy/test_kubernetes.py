@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.config import load_config
+from app.config import DEFAULT_CONFIG_FILES, ENV_VARS, load_config
 from tests.deploy.support import K8S_DIR, dockerfile_stages, run_tool, tool
 
 MANIFESTS = sorted(p for p in K8S_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
@@ -149,6 +149,11 @@ def test_shutdown_grace_outlasts_gunicorns_graceful_timeout(k8s, container):
     assert pre_stop[0] == "sleep"
     grace = k8s["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > int(pre_stop[1]) + settings["api"]["timeout"]
+
+
+def test_every_variable_the_pod_sets_is_one_modelserve_reads(container):
+    known = set(ENV_VARS) | {name for name, _ in DEFAULT_CONFIG_FILES}
+    assert set(env_of(container)) <= known, set(env_of(container)) - known
 
 
 def test_secret_holds_every_key_the_pod_reads(k8s, container):
