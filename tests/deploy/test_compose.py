@@ -46,7 +46,7 @@ def test_api_healthcheck_asks_the_liveness_endpoint():
 
 def test_celery_worker_waits_behind_the_jobs_profile():
     worker = compose()["services"]["worker"]
-    assert worker["profiles"] == ["jobs"], "app.jobs arrives with the async jobs issue"
+    assert worker["profiles"] == ["jobs"], "only for jobs.backend: celery (issue 4)"
     assert worker["command"][:3] == ["celery", "-A", "app.jobs.celery_app"]
 
 
