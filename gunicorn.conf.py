@@ -45,6 +45,9 @@ def post_worker_init(worker):
     services = worker.wsgi.extensions.get("modelserve")
     if services is not None:
         services.registry.warm()
+    jobs = worker.wsgi.extensions.get("modelserve_jobs")
+    if jobs is not None:  # runs queued jobs, recovers the ones a stopped worker left running
+        jobs.executor.start()
 
 
 def on_starting(server):

@@ -18,6 +18,7 @@ import marshmallow as ma
 import yaml
 from marshmallow import validate
 
+from app.jobs.settings import JobsSection
 from app.validation import model_name_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -175,6 +176,7 @@ class ConfigSchema(_Section):
     plugins = _section(PluginsSection)
     registry = _section(RegistrySection)
     runtime = _section(RuntimeSection)
+    jobs = _section(JobsSection)
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -74,6 +74,12 @@ DEMO_MODELS = (
     DemoModel("iris_classifier.joblib", "Iris LogisticRegression; the default model", "sklearn", _logistic_regression),
     DemoModel("iris_xgboost.json", "Iris XGBoost classifier (50 trees), native JSON format", "xgboost", _xgboost),
     DemoModel(
+        "production_model.joblib",
+        "Iris LogisticRegression; the model of the spec's async batch example",
+        "sklearn",
+        _logistic_regression,
+    ),
+    DemoModel(
         "custom_model.pkl",
         "Iris RandomForest (50 trees) for the spec's load example",
         "sklearn",
@@ -131,3 +137,28 @@ def create_demo_models(directory: Path, force: bool = False) -> list[tuple[str, 
         sidecar_path(path).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         report.append((demo.filename, "created"))
     return report
+
+
+#: The spec's async example scores this file (``data_path: data/batch/large_dataset.csv``).
+DEMO_DATASET = Path("batch") / "large_dataset.csv"
+DEMO_DATASET_REPEATS = 100  # 15,000 rows: iris, 100 times over
+
+
+def create_demo_data(data_directory: Path, force: bool = False) -> list[tuple[str, str]]:
+    """Write the iris rows (with an ``id`` column) as the spec's batch file, if missing."""
+    import csv
+
+    path = data_directory / DEMO_DATASET
+    if path.exists() and not force:
+        return [(str(DEMO_DATASET), "kept")]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    X, _ = _iris()
+    temp = path.with_name(path.name + ".tmp")
+    with temp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", *FEATURE_NAMES])
+        for repeat in range(DEMO_DATASET_REPEATS):
+            for i, row in enumerate(X):
+                writer.writerow([f"iris-{repeat * len(X) + i + 1}", *(float(v) for v in row)])
+    temp.replace(path)
+    return [(str(DEMO_DATASET), "created")]

@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_swagger_assets(app)
     register_api(app)
     register_services(app, settings)
+    register_jobs(app, settings)
     register_metrics(app, settings)
     register_cli(app)
     return app
@@ -93,13 +94,14 @@ def register_api(app: Flask) -> None:
     from app.api.adapters.resources import blp as adapters_blp
     from app.api.audit.resources import blp as audit_blp
     from app.api.fields import feature_row_openapi
+    from app.api.jobs.resources import blp as jobs_blp
     from app.api.models.resources import blp as models_blp
     from app.api.predictions.resources import blp as predictions_blp
     from app.api.system.resources import build_blueprint as build_system_blueprint
 
     api = ModelServeApi(app)
     api.ma_plugin.converter.add_attribute_function(feature_row_openapi)
-    for blueprint in (predictions_blp, models_blp, adapters_blp, audit_blp):
+    for blueprint in (predictions_blp, models_blp, adapters_blp, audit_blp, jobs_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(build_system_blueprint(app.config["MODELSERVE"]["monitoring"]))
 
@@ -126,6 +128,13 @@ def register_metrics(app: Flask, settings: dict[str, Any]) -> None:
     from app.metrics import register_metrics as register
 
     register(app, settings)
+
+
+def register_jobs(app: Flask, settings: dict[str, Any]) -> None:
+    """Batch-scoring jobs; the executor starts in each gunicorn worker (post_worker_init) or on first use."""
+    from app.jobs.service import build_job_service
+
+    app.extensions["modelserve_jobs"] = build_job_service(app, settings)
 
 
 def register_cli(app: Flask) -> None:

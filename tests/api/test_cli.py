@@ -11,26 +11,31 @@ from tests.conftest import app_config
 
 def test_creates_the_demo_models_then_keeps_them(runner, tmp_path):
     target = tmp_path / "demo"
-    result = runner.invoke(args=["create-demo-models", "--directory", str(target)])
+    data = ["--data-directory", str(tmp_path / "data")]
+    result = runner.invoke(args=["create-demo-models", "--directory", str(target), *data])
     assert result.exit_code == 0, result.output
-    assert result.output.count("created") == 4
+    assert result.output.count("created") == 6  # five models and the spec's batch file
     meta = json.loads((target / "iris_classifier.meta.json").read_text())
     assert meta["labels"] == ["setosa", "versicolor", "virginica"]
     assert meta["sha256"] == sha256_of(target / "iris_classifier.joblib")
     assert {"python", "scikit-learn", "xgboost"} <= set(meta["training"])
     assert json.loads((target / "custom_model.meta.json").read_text())["auto_load"] is False
 
-    again = runner.invoke(args=["create-demo-models", "--directory", str(target)])
-    assert again.output.count("kept") == 4
+    again = runner.invoke(args=["create-demo-models", "--directory", str(target), *data])
+    assert again.output.count("kept") == 6
 
 
 def test_demo_models_serve_the_spec_examples(runner, tmp_path):
     target = tmp_path / "demo"
-    runner.invoke(args=["create-demo-models", "--directory", str(target)])
+    runner.invoke(args=["create-demo-models", "--directory", str(target), "--data-directory", str(tmp_path / "data")])
     client = create_app(app_config(tmp_path / "served", target)).test_client()
     answer = client.post("/api/v1/predict", json={"features": [5.1, 3.5, 1.4, 0.2], "model_name": "default"})
     assert answer.get_json()["prediction_label"] == "setosa"
-    assert [m["name"] for m in client.get("/api/v1/models").get_json()["models"]] == ["iris_classifier", "iris_xgboost"]
+    assert [m["name"] for m in client.get("/api/v1/models").get_json()["models"]] == [
+        "iris_classifier",
+        "iris_xgboost",
+        "production_model",
+    ]
     for name in ("custom_model", "new_model"):
         loaded = client.post("/api/v1/models/load", json={"model_name": name, "model_path": f"{name}.pkl"})
         assert loaded.status_code == 200, loaded.get_json()
