@@ -72,6 +72,10 @@ class ModelAdapter(Protocol):
     ``model_type`` is given. ``load`` may accept other suffixes when asked
     explicitly. It raises :class:`app.errors.ModelLoadError` (or any exception,
     which the core wraps) when the file is not a model it can serve.
+
+    An adapter may also define ``executes_code(path) -> bool``: whether loading
+    that file runs code from it (pickle, joblib, Python). Without it the core
+    assumes it does, and loads the file only when its sha256 is trusted.
     """
 
     name: str

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_demo_models_command)
+    app.cli.add_command(create_api_key_command)
+    app.cli.add_command(trust_model_command)
 
 
 @click.command("create-demo-models")
+@with_appcontext
 @click.option(
     "--directory",
     type=click.Path(file_okay=False, path_type=Path),
@@ -32,13 +35,54 @@ def create_demo_models_command(directory: Path | None, data_directory: Path | No
     from app.demo_models import create_demo_models
 
     target = directory or Path(current_app.config["MODELSERVE"]["models"]["model_directory"])
+    registry = current_app.extensions["modelserve"].registry
+    default_dir = registry.model_dir.resolve() == target.resolve()
     for filename, outcome in create_demo_models(target, force=force):
         click.echo(f"{outcome:8s} {target / filename}")
+        if default_dir:  # we trained it here: trust it for unpickling
+            registry.trust(filename, actor="create-demo-models")
     from app.demo_models import create_demo_data
 
     data_target = data_directory or Path(current_app.config["MODELSERVE"]["jobs"]["data_directory"])
     for filename, outcome in create_demo_data(data_target, force=force):
         click.echo(f"{outcome:8s} {data_target / filename}")
+
+
+@click.command("create-api-key")
+@click.argument("name")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(["predict", "admin"]),
+    default=["predict"],
+    show_default=True,
+    help="Repeat for several roles.",
+)
+def create_api_key_command(name: str, roles: tuple[str, ...]) -> None:
+    """Create an API key: print the secret once, and the line to add to security.api_keys."""
+    import json
+
+    from app.security.auth import new_api_key
+    from app.validation import is_valid_name
+
+    if not is_valid_name(name):
+        raise click.BadParameter("1-64 letters, digits, '_' or '-'.", param_hint="NAME")
+    secret, digest = new_api_key()
+    entry = {"name": name, "sha256": digest, "roles": sorted(set(roles))}
+    click.echo(f"API key for {name} (shown once, store it now): {secret}")
+    click.echo("Add to security.api_keys in config/security.yaml:")
+    click.echo(f"  - {json.dumps(entry)}")
+
+
+@click.command("trust-model")
+@with_appcontext
+@click.argument("model_path")
+def trust_model_command(model_path: str) -> None:
+    """Trust a pickle/joblib/.py file in the model directory for loading (by its current sha256)."""
+    registry = current_app.extensions["modelserve"].registry
+    file, digest, added = registry.trust(model_path, actor="cli")
+    click.echo(f"{'trusted' if added else 'already trusted'} {file} sha256={digest}")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import yaml
 from marshmallow import validate
 
 from app.jobs.settings import JobsSection
+from app.security.settings import SecuritySection
 from app.validation import model_name_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,19 @@ ENV_VARS = {
     "MODEL_DIRECTORY": "models.model_directory",
     "ENABLE_METRICS": "monitoring.enable_metrics",
     "CORS_ENABLED": "security.enable_cors",
+    # Secrets stay out of config files when these are used (e.g. from a Kubernetes Secret).
+    "MODELSERVE_API_KEYS": "security.api_keys",
+    "MODELSERVE_JWT_SECRET": "security.jwt.secret",
+    "MODELSERVE_JWT_PUBLIC_KEY": "security.jwt.public_key",
+    "MODELSERVE_RATE_LIMIT_STORAGE": "security.rate_limit_storage",
+}
+#: Values taken as text, never parsed as YAML.
+RAW_ENV_KEYS = {
+    "api.host",
+    "models.model_directory",
+    "security.jwt.secret",
+    "security.jwt.public_key",
+    "security.rate_limit_storage",
 }
 
 
@@ -76,13 +90,6 @@ class ApiSection(_Section):
     max_request_size = _int(10 * 1024 * 1024, 1024, 1024**3)
     worker_class = ma.fields.String(load_default="gthread", validate=validate.OneOf(["sync", "gthread"]))
     threads = _int(4, 1, 64)
-
-
-class SecuritySection(_Section):
-    enable_cors = _bool(False)
-    cors_origins = ma.fields.List(ma.fields.String(), load_default=list)
-    api_key_header = _str("X-API-Key")
-    rate_limit_enabled = _bool(True)
 
 
 class ModelsSection(_Section):
@@ -257,7 +264,7 @@ def load_config(
     for env_name, dotted in ENV_VARS.items():
         raw = environ.get(env_name)
         if raw is not None and raw != "":
-            value = raw if dotted in ("api.host", "models.model_directory") else _parse_env(raw)
+            value = raw if dotted in RAW_ENV_KEYS else _parse_env(raw)
             _set(merged, dotted, value, sources, f"environment variable {env_name}")
     if overrides:
         apply(overrides, "create_app(config=...)")

@@ -61,6 +61,8 @@ class DesiredState:
     aliases: dict[str, AliasTarget] = field(default_factory=dict)
     #: name -> file of models unloaded through the API: auto-loading must not bring them back.
     unloaded: dict[str, str] = field(default_factory=dict)
+    #: sha256 -> {file, by, at}: files an admin approved for unpickling (POST /models/trust).
+    trusted: dict[str, dict[str, str]] = field(default_factory=dict)
     generation: int = 0
 
     # --- reading ----------------------------------------------------------
@@ -99,6 +101,7 @@ class DesiredState:
             },
             "aliases": {alias: asdict(t) for alias, t in self.aliases.items()},
             "unloaded": dict(self.unloaded),
+            "trusted": dict(self.trusted),
         }
 
     @classmethod
@@ -114,7 +117,13 @@ class DesiredState:
             for name, m in doc.get("models", {}).items()
         }
         aliases = {alias: AliasTarget(**t) for alias, t in doc.get("aliases", {}).items()}
-        return cls(models=models, aliases=aliases, unloaded=dict(doc.get("unloaded", {})), generation=generation)
+        return cls(
+            models=models,
+            aliases=aliases,
+            unloaded=dict(doc.get("unloaded", {})),
+            trusted=dict(doc.get("trusted", {})),
+            generation=generation,
+        )
 
 
 # --- changes: each mutates ``state`` and returns what the caller reports ----------
@@ -131,7 +140,7 @@ def add_version(state: DesiredState, record: ModelRecord) -> ModelRecord:
     state.unloaded.pop(record.name, None)
     if model is not None:
         current = model.current_record
-        if (current.file, current.sha256, current.model_type) == (record.file, record.sha256, record.model_type):
+        if _same_content(current, record):
             return current
         added = replace(record, version=max(model.versions) + 1)
         model.versions[added.version] = added
@@ -140,6 +149,11 @@ def add_version(state: DesiredState, record: ModelRecord) -> ModelRecord:
     added = replace(record, version=1)
     state.models[record.name] = ModelState(record.name, current=1, previous=None, versions={1: added})
     return added
+
+
+def _same_content(a: ModelRecord, b: ModelRecord) -> bool:
+    """Same file, bytes, adapter and sidecar: an edited sidecar (labels, feature order) is a new version."""
+    return (a.file, a.sha256, a.model_type, a.metadata) == (b.file, b.sha256, b.model_type, b.metadata)
 
 
 def adopt_file(state: DesiredState, record: ModelRecord) -> ModelRecord | None:
@@ -201,3 +215,11 @@ def rollback(state: DesiredState, name: str, version: int | None) -> tuple[int, 
     before = model.current
     model.previous, model.current = model.current, target
     return before, target
+
+
+def trust_file(state: DesiredState, sha256: str, file: str, actor: str) -> bool:
+    """Record that ``actor`` approved unpickling the file with this sha256; False if it already was."""
+    if sha256 in state.trusted:
+        return False
+    state.trusted[sha256] = {"file": file, "by": actor, "at": utc_now()}
+    return True

@@ -6,7 +6,6 @@ spec per Api instance, and tests build many applications).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import current_app, g
@@ -14,8 +13,6 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.errors import ErrorSchema
-
-log = logging.getLogger("app.errors")
 
 
 class ModelServeApi(Api):
@@ -25,10 +22,8 @@ class ModelServeApi(Api):
 
     def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
         if isinstance(error, InternalServerError):
-            original = getattr(error, "original_exception", None)
-            if original is not None:
-                log.error("unhandled error: %s", type(original).__name__, exc_info=original)
-            error = InternalServerError()  # no exception text reaches a client
+            # Flask has logged the traceback (logger "app", with the request id); the client gets none of it.
+            error = InternalServerError()
         payload, status, headers = super().handle_http_exception(error)
         if "message" not in payload:
             payload["message"] = _summary(payload.get("errors")) or error.description or error.name

@@ -16,7 +16,8 @@ from app.config import load_config
 from app.extensions import ModelServeApi
 from app.observability import configure_logging, register_request_ids
 from app.plugin_manager import PluginSet, build_plugin_manager
-from app.registry import ModelRegistry
+from app.registry import ModelRegistry, TrustPolicy
+from app.security.settings import auth_configured, check_startup, unverified_pickles_allowed
 from app.state_store import build_state_store
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application. ``config`` overrides the YAML files and environment."""
     settings = load_config(config)
     configure_logging(settings["logging"]["level"], settings["logging"]["format"])
+    check_startup(settings)
     limit_compute_threads(settings["runtime"]["compute_threads"])
 
     app = Flask("app")
@@ -53,8 +55,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_request_ids(app)
     register_hygiene(app, settings)
     register_cors(app, settings["security"])
+    register_access_control_for(app, settings)
     register_swagger_assets(app)
     register_api(app)
+    register_rate_limits_for(app, settings)
     register_services(app, settings)
     register_jobs(app, settings)
     register_metrics(app, settings)
@@ -90,6 +94,23 @@ def register_cors(app: Flask, security: Mapping[str, Any]) -> None:
     CORS(app, resources={r"/api/*": {"origins": security["cors_origins"]}}, expose_headers=["X-Request-ID"])
 
 
+def register_access_control_for(app: Flask, settings: dict[str, Any]) -> None:
+    """Authenticate (API keys, JWT) and check each endpoint's declared role."""
+    from app.security.auth import Authenticator, configure_jwt
+    from app.security.policy import register_access_control
+
+    security = settings["security"]
+    jwt_enabled = configure_jwt(app, security["jwt"])
+    register_access_control(app, Authenticator(security, jwt_enabled), enforce=auth_configured(security))
+
+
+def register_rate_limits_for(app: Flask, settings: dict[str, Any]) -> None:
+    """After the blueprints: the limits attach to the view functions that declared a group."""
+    from app.security.rate_limits import register_rate_limits
+
+    app.extensions["modelserve_limiter"] = register_rate_limits(app, settings["security"])
+
+
 def register_api(app: Flask) -> None:
     from app.api.adapters.resources import blp as adapters_blp
     from app.api.audit.resources import blp as audit_blp
@@ -101,21 +122,36 @@ def register_api(app: Flask) -> None:
 
     api = ModelServeApi(app)
     api.ma_plugin.converter.add_attribute_function(feature_row_openapi)
+    key_header = app.config["MODELSERVE"]["security"]["api_key_header"]
+    api.spec.components.security_scheme("ApiKeyAuth", {"type": "apiKey", "in": "header", "name": key_header})
+    api.spec.components.security_scheme("BearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     for blueprint in (predictions_blp, models_blp, adapters_blp, audit_blp, jobs_blp):
         api.register_blueprint(blueprint)
-    api.register_blueprint(build_system_blueprint(app.config["MODELSERVE"]["monitoring"]))
+    settings = app.config["MODELSERVE"]
+    api.register_blueprint(build_system_blueprint(settings["monitoring"], settings["security"]["metrics_require_auth"]))
 
 
 def register_services(app: Flask, settings: dict[str, Any]) -> None:
     plugin_dir = Path(settings["plugins"]["directory"])
     plugins = build_plugin_manager(plugin_dir, AdapterSettings(compute_threads=settings["runtime"]["compute_threads"]))
     store = build_state_store(settings["registry"])
-    registry = ModelRegistry(store, plugins, settings["models"], settings["registry"]["sync_interval_ms"])
+    trust = TrustPolicy(
+        trusted=frozenset(settings["security"]["trusted_models"]),
+        allow_unverified=unverified_pickles_allowed(settings),
+    )
+    registry = ModelRegistry(store, plugins, settings["models"], settings["registry"]["sync_interval_ms"], trust)
     app.extensions["modelserve"] = Services(config=settings, plugins=plugins, registry=registry)
 
     @app.before_request
     def _warm_models() -> None:
         registry.warm()
+
+
+def register_jobs(app: Flask, settings: dict[str, Any]) -> None:
+    """Batch-scoring jobs; the executor starts in each gunicorn worker (post_worker_init) or on first use."""
+    from app.jobs.service import build_job_service
+
+    app.extensions["modelserve_jobs"] = build_job_service(app, settings)
 
 
 def register_swagger_assets(app: Flask) -> None:
@@ -128,13 +164,6 @@ def register_metrics(app: Flask, settings: dict[str, Any]) -> None:
     from app.metrics import register_metrics as register
 
     register(app, settings)
-
-
-def register_jobs(app: Flask, settings: dict[str, Any]) -> None:
-    """Batch-scoring jobs; the executor starts in each gunicorn worker (post_worker_init) or on first use."""
-    from app.jobs.service import build_job_service
-
-    app.extensions["modelserve_jobs"] = build_job_service(app, settings)
 
 
 def register_cli(app: Flask) -> None:

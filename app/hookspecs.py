@@ -65,3 +65,14 @@ def model_unloaded(name: str, version: int, reason: str) -> None:
     ``"idle"`` (unused for ``model_timeout`` seconds). The return value is
     ignored; an exception is logged and does not fail the request.
     """
+
+
+@hookspec
+def model_load_failed(name: str, error: str) -> None:
+    """React to a model that could not be loaded in this worker.
+
+    Called when an adapter fails, a trial prediction fails, or the file is
+    refused (untrusted, changed on disk, trained with other versions), with the
+    model's name and the message the client got. The previous version, if any,
+    keeps serving. The return value is ignored; an exception is logged.
+    """

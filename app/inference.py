@@ -69,6 +69,18 @@ def _label(served: ServedModel, index: int, classes: Sequence[Any]) -> str:
     return str(value.item() if hasattr(value, "item") else value)
 
 
+def _check_finite(served: ServedModel, raw: np.ndarray, proba: np.ndarray | None) -> None:
+    """Finite inputs can still overflow a model (1e308 times a weight): never answer NaN or Infinity."""
+    finite = proba is None or bool(np.isfinite(proba).all())
+    if served.description.task == "regression":
+        finite = finite and bool(np.isfinite(raw.astype(np.float64)).all())
+    if not finite:
+        raise InvalidFeatures(
+            "The model's output for these features is not a finite number: the values are probably far "
+            "outside the range it was trained on."
+        )
+
+
 def predict_rows(served: ServedModel, rows: Sequence[Row], with_probabilities: bool) -> tuple[list[dict], float]:
     """Predict every row; return one result dict per row and the seconds the model took."""
     X = to_matrix(served, rows)
@@ -79,6 +91,7 @@ def predict_rows(served: ServedModel, rows: Sequence[Row], with_probabilities: b
             proba = np.asarray(served.predict_proba(X), dtype=np.float64)
     elapsed = timing.seconds
     served.count(len(X))
+    _check_finite(served, raw, proba)
 
     if served.description.task == "regression":
         return [{"prediction": float(v), "confidence": None} for v in raw.reshape(len(X), -1)[:, 0]], elapsed

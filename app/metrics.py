@@ -178,6 +178,10 @@ class ModelLifecycleMetrics:
     def model_unloaded(self, name: str, reason: str) -> None:
         self.metrics.observe_model_unload(name, reason)
 
+    @hookimpl
+    def model_load_failed(self, name: str, error: str) -> None:
+        self.metrics.observe_model_load(name, None, ok=False)
+
 
 def current_metrics() -> Metrics | None:
     """The application's metrics, or None when ``monitoring.enable_metrics`` is off."""

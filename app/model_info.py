@@ -73,6 +73,7 @@ def model_info(registry: ModelRegistry, served: ServedModel) -> dict[str, Any]:
             "registered_at": record.registered_at,
             "origin": record.origin,
             "loaded_at": served.loaded_at,
+            "load_seconds": served.load_seconds,
             "prediction_count": served.prediction_count,
             "worker_pid": os.getpid(),
             "training": record.metadata.get("training"),

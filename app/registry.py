@@ -30,7 +30,7 @@ from app import desired_state as ds
 from app import provenance
 from app.adapters import LoadedModel, ModelAdapter, ModelDescription
 from app.desired_state import DEFAULT_ALIAS, DesiredState, ModelRecord, utc_now
-from app.errors import ApiError, Conflict, ModelLoadError, ModelNotFound, ValidationFailed
+from app.errors import ApiError, Conflict, ModelLoadError, ModelNotFound, NotFound, ValidationFailed
 from app.memory import estimate_bytes
 from app.model_files import is_sidecar, read_sidecar, relative_to_model_dir, resolve_model_path, sha256_of
 from app.plugin_manager import PluginSet
@@ -39,6 +39,20 @@ from app.state_store import StateStore
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]  # (model name, version)
+
+
+class UntrustedModel(ApiError):
+    """A file that runs code when loaded and that nobody trusted (403)."""
+
+    code = 403
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """Which code-running model files may load: by sha256, from config or an admin's approval."""
+
+    trusted: frozenset[str] = frozenset()
+    allow_unverified: bool = True
 
 
 @dataclass
@@ -52,6 +66,7 @@ class ServedModel:
     labels: list[str] | None
     predict_proba: Any = None
     memory_bytes: int = 0
+    load_seconds: float = 0.0
     version_mismatch: dict[str, dict[str, str]] = field(default_factory=dict)
     prediction_count: int = 0
     last_used: float = field(default_factory=time.monotonic)
@@ -78,7 +93,12 @@ class ModelRegistry:
     """Loads, serves and unloads model versions for one worker, in step with the shared store."""
 
     def __init__(
-        self, store: StateStore, plugins: PluginSet, models_config: Mapping[str, Any], sync_interval_ms: int = 0
+        self,
+        store: StateStore,
+        plugins: PluginSet,
+        models_config: Mapping[str, Any],
+        sync_interval_ms: int = 0,
+        trust: TrustPolicy | None = None,
     ):
         self.store = store
         self.plugins = plugins
@@ -88,6 +108,7 @@ class ModelRegistry:
         self.auto_load: bool = models_config["auto_load"]
         self.model_timeout: int = models_config["model_timeout"]
         self.allow_version_mismatch: bool = models_config.get("allow_version_mismatch", False)
+        self.trust_policy = trust or TrustPolicy()
         self._sync_interval = sync_interval_ms / 1000
         self._checked_at = 0.0
         self._load_lock = threading.RLock()  # one load at a time; never held on the hot path
@@ -134,7 +155,8 @@ class ModelRegistry:
         if not self.model_dir.is_dir():
             log.warning("model directory %s does not exist; no model auto-loaded", self.model_dir)
             return
-        current = self.store.read()
+        self.sync(force=True)  # trusted files and earlier registrations
+        current = self._state
         for path in sorted(self.model_dir.iterdir()):
             if not path.is_file() or path.name.startswith((".", "_")) or is_sidecar(path):
                 continue
@@ -185,6 +207,7 @@ class ModelRegistry:
                 return
         state = self.store.read()
         self._state = state
+        self._failed.clear()  # the state changed (a reload, a trust): give failed loads another chance
         reachable = self._reachable(state)
         with self._cache_lock:
             stale = [
@@ -275,9 +298,11 @@ class ModelRegistry:
                 before = self._state.models.get(name)
                 added = self.store.transact(lambda state: ds.add_version(state, record))
                 served.record = added
-                self._install(served)
+                if added.registered_at == record.registered_at or added_key_missing(self._cache, added):
+                    self._install(served)  # a new version (or the current one, not yet held here)
         except ApiError as exc:
             self._audit(actor, "load", name, "failure", {**details, "error": exc.description})
+            self._load_failed(name, exc)
             raise
         details.update(
             version=added.version,
@@ -291,6 +316,7 @@ class ModelRegistry:
         return self._cache.get(served.key, served)
 
     def unload(self, name: str, actor: str = "anonymous") -> None:
+        self.warm()
         try:
             removed = self.store.transact(lambda state: ds.remove_model(state, name))
         except ApiError as exc:
@@ -324,6 +350,7 @@ class ModelRegistry:
         return target
 
     def remove_alias(self, alias: str, actor: str = "anonymous") -> ds.AliasTarget:
+        self.warm()
         try:
             target = self.store.transact(lambda s: ds.remove_alias(s, alias))
         except ApiError as exc:
@@ -354,7 +381,7 @@ class ModelRegistry:
             raise ModelNotFound(name)
         key = (name, version if version is not None else model.current)
         if key[1] not in model.versions:
-            raise ValidationFailed(f"Model '{name}' has no version {key[1]}; it has {sorted(model.versions)}.")
+            raise NotFound(f"Model '{name}' has no version {key[1]}; it has {sorted(model.versions)}.")
         return self._cache.get(key) or self._load_version(key)
 
     def audit(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
@@ -434,6 +461,7 @@ class ModelRegistry:
                 served = self._instantiate(record)
             except ApiError as exc:
                 self._failed[(record.name, record.sha256)] = exc
+                self._load_failed(record.name, exc)
                 raise
             self._install(served)
             return served
@@ -442,13 +470,15 @@ class ModelRegistry:
         adapter = self.plugins.adapters.get(record.model_type)
         if adapter is None:
             raise ModelLoadError(f"The adapter '{record.model_type}' for model '{record.name}' is not installed.")
+        path = resolve_model_path(self.model_dir, record.file)
+        self._check_trust(adapter, path, record)
         mismatch = provenance.mismatches(record.metadata.get("training"))
         if mismatch and not self.allow_version_mismatch:
             raise ModelLoadError(
                 f"{record.file} was trained with {provenance.describe(mismatch)}. Retrain it with this server's "
                 "versions, or set models.allow_version_mismatch: true to serve it anyway."
             )
-        path = resolve_model_path(self.model_dir, record.file)
+        started = time.perf_counter()
         try:
             model = adapter.load(path, dict(record.metadata))
             description = model.describe()
@@ -471,9 +501,38 @@ class ModelRegistry:
             version_mismatch=mismatch,
         )
         _trial_prediction(served)
+        served.load_seconds = time.perf_counter() - started
         if mismatch:
             log.warning("serving %s despite a version mismatch: %s", record.file, provenance.describe(mismatch))
         return served
+
+    def _check_trust(self, adapter: ModelAdapter, path: Path, record: ModelRecord) -> None:
+        """Refuse to let an adapter run a file's code unless its sha256 is trusted."""
+        executes_code = getattr(adapter, "executes_code", None)
+        if executes_code is not None and not executes_code(path):
+            return
+        policy = self.trust_policy
+        if policy.allow_unverified or record.sha256 in policy.trusted or record.sha256 in self._state.trusted:
+            return
+        raise UntrustedModel(
+            f"{record.file} runs code when it is loaded ({adapter.name} adapter) and its sha256 "
+            f"{record.sha256} is not trusted. An admin can trust it with POST /api/v1/models/trust "
+            f'{{"model_path": "{record.file}"}} or by listing the sha256 in security.trusted_models; '
+            "safer still, save it as .skops (scikit-learn) or .json/.ubj (XGBoost)."
+        )
+
+    def trust(self, requested_path: str, actor: str = "anonymous") -> tuple[str, str, bool]:
+        """Trust the file's current content for unpickling; return (file, sha256, newly trusted)."""
+        try:
+            path = resolve_model_path(self.model_dir, requested_path)
+            file, digest = relative_to_model_dir(self.model_dir, path), sha256_of(path)
+            added = self.store.transact(lambda state: ds.trust_file(state, digest, file, actor))
+        except ApiError as exc:
+            self._audit(actor, "trust", requested_path, "failure", {"error": exc.description})
+            raise
+        self._audit(actor, "trust", file, "success", {"sha256": digest, "already_trusted": not added})
+        self.sync()  # a changed state also clears this worker's memory of failed (untrusted) loads
+        return file, digest, added
 
     def _install(self, served: ServedModel) -> None:
         evicted: list[ServedModel] = []
@@ -500,6 +559,12 @@ class ModelRegistry:
         except Exception:
             log.exception("a model_loaded hook failed for %s", served.name)
 
+    def _load_failed(self, name: str, exc: ApiError) -> None:
+        try:
+            self.plugins.manager.hook.model_load_failed(name=name, error=exc.description)
+        except Exception:
+            log.exception("a model_load_failed hook failed for %s", name)
+
     def _unloaded(self, served: ServedModel, reason: str) -> None:
         log.info(
             "model %s version %d unloaded (%s)", served.name, served.version, reason, extra={"model_name": served.name}
@@ -520,6 +585,10 @@ class ModelRegistry:
         for _, served in idle:
             self._unloaded(served, "idle")
         return [k for k, _ in idle]
+
+
+def added_key_missing(cache: Mapping[Key, ServedModel], record: ModelRecord) -> bool:
+    return (record.name, record.version) not in cache
 
 
 def _copy_model(model: ds.ModelState) -> ds.ModelState:

@@ -107,9 +107,10 @@ class SQLiteStateStore:
         try:
             doc, generation = conn.execute("SELECT doc, generation FROM desired_state").fetchone()
             state = DesiredState.from_json(json.loads(doc), generation)
+            old_doc = _encode(state)  # normalised: a new field or the '{}' seed is not a change
             result = change(state)
             new_doc = _encode(state)
-            if new_doc != doc:
+            if new_doc != old_doc:
                 generation += 1
                 conn.execute("UPDATE desired_state SET doc=?, generation=?", (new_doc, generation))
             # Published while the write lock orders writers: the value never goes backwards.

@@ -82,6 +82,10 @@ class SklearnAdapter:
     def __init__(self, settings: AdapterSettings):
         self.settings = settings
 
+    def executes_code(self, path: Path) -> bool:
+        """joblib and pickle files run code when loaded; skops files do not."""
+        return path.suffix.lower() != ".skops"
+
     def load(self, path: Path, metadata: Mapping[str, Any]) -> SklearnModel:
         if path.suffix.lower() == ".skops":
             estimator = self._load_skops(path, metadata)

@@ -81,6 +81,10 @@ class XGBoostAdapter:
     def __init__(self, settings: AdapterSettings):
         self.settings = settings
 
+    def executes_code(self, path: Path) -> bool:
+        """Native boosters are data; a pickled XGBClassifier runs code when loaded."""
+        return path.suffix.lower() not in self.file_types
+
     def load(self, path: Path, metadata: Mapping[str, Any]) -> XGBoostModel:
         import xgboost as xgb
 

@@ -30,7 +30,10 @@ def app_config(tmp_path: Path, model_dir: Path, **sections: Any) -> dict[str, An
         },
     }
     for name, values in sections.items():
-        config.setdefault(name, {}).update(values)
+        if isinstance(values, dict):
+            config.setdefault(name, {}).update(values)
+        else:  # a top-level key such as environment
+            config[name] = values
     return config
 
 

@@ -68,10 +68,17 @@ class GunicornServer:
         settings.setdefault("api", {}).update({"host": "127.0.0.1", "port": self.port, "workers": workers})
         settings.setdefault("registry", {}).setdefault("state_directory", str(tmp_path / "state"))
         settings.setdefault("plugins", {}).setdefault("directory", str(tmp_path / "plugins"))
+        # Tests send hundreds of requests a minute; the ones about rate limits turn them on.
+        security = {"rate_limit_enabled": False, **settings.pop("security", {})}
         self.config_file.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        # The security file is read after the main one: the test's security section goes there,
+        # so config/security.yaml's settings (CORS, rate limits on) do not leak into the test.
+        self.security_file = tmp_path / f"security-{self.port}.yaml"
+        self.security_file.write_text(yaml.safe_dump({"security": security}), encoding="utf-8")
         self.env = {
             **{k: v for k, v in os.environ.items() if k not in ("API_PORT", "API_HOST", "API_WORKERS")},
             "MODELSERVE_CONFIG": str(self.config_file),
+            "MODELSERVE_SECURITY_CONFIG": str(self.security_file),
             **(env or {}),
         }
         self.log_path = tmp_path / f"gunicorn-{self.port}.log"

@@ -60,6 +60,11 @@ def model_loaded(name, info):
 @hookimpl
 def model_unloaded(name, reason):
     _record(hook="model_unloaded", name=name, reason=reason)
+
+
+@hookimpl
+def model_load_failed(name, error):
+    _record(hook="model_load_failed", name=name, error=error)
 """
 
 
@@ -372,3 +377,13 @@ def test_a_failing_model_unloaded_hook_does_not_fail_the_delete(make_app, write_
     client = make_app().test_client()
     assert client.delete("/api/v1/models/iris_xgboost").status_code == 200
     assert_error(client.post("/api/v1/predict/iris_xgboost", json={"features": ROW}), 404)
+
+
+def test_model_load_failed_fires_with_the_clients_message(make_app, model_dir, plugin_dir, write_plugin):
+    write_plugin("recorder", EVENT_RECORDER)
+    (model_dir / "broken.joblib").write_bytes(b"not a pickle")
+    client = make_app(models={"auto_load": False}).test_client()
+    response = client.post("/api/v1/models/load", json={"model_name": "b", "model_path": "broken.joblib"})
+    assert response.status_code == 422
+    (event,) = [e for e in events(plugin_dir) if e["hook"] == "model_load_failed"]
+    assert event["name"] == "b" and event["error"] == response.get_json()["message"]

@@ -129,7 +129,7 @@ def test_each_spec_environment_variable_overrides_its_key(environ, variable, raw
 
 
 def test_every_spec_environment_variable_is_covered():
-    assert set(ENV_VARS) == {
+    spec = {
         "API_HOST",
         "API_PORT",
         "API_WORKERS",
@@ -139,6 +139,26 @@ def test_every_spec_environment_variable_is_covered():
         "ENABLE_METRICS",
         "CORS_ENABLED",
     }
+    secrets = {
+        "MODELSERVE_API_KEYS",
+        "MODELSERVE_JWT_SECRET",
+        "MODELSERVE_JWT_PUBLIC_KEY",
+        "MODELSERVE_RATE_LIMIT_STORAGE",
+    }
+    assert set(ENV_VARS) == spec | secrets
+
+
+def test_secret_variables_are_taken_as_text_and_keys_as_a_list(environ):
+    digest = "ab" * 32
+    config = load_config(
+        environ={
+            **environ,
+            "MODELSERVE_JWT_SECRET": "1234567890" * 4,  # a number-looking secret stays a string
+            "MODELSERVE_API_KEYS": f'[{{"name": "bot", "sha256": "{digest}", "roles": ["predict"]}}]',
+        }
+    )
+    assert config["security"]["jwt"]["secret"] == "1234567890" * 4
+    assert config["security"]["api_keys"] == [{"name": "bot", "sha256": digest, "roles": ["predict"]}]
 
 
 def test_environment_beats_yaml(environ, config_file, security_file):

@@ -9,12 +9,14 @@ from flask_smorest import Blueprint
 
 from app.api.adapters.schemas import AdapterListSchema
 from app.extensions import services
+from app.security.policy import requires
 
 blp = Blueprint("adapters", __name__, url_prefix="/api/v1/adapters", description="Installed model adapters.")
 
 
 @blp.route("")
 class Adapters(MethodView):
+    @requires("predict")
     @blp.response(200, AdapterListSchema)
     def get(self) -> dict[str, Any]:
         """List adapters (name, source, version, file types, status) and failed plugins."""

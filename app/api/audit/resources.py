@@ -9,12 +9,14 @@ from flask_smorest import Blueprint
 
 from app.api.audit.schemas import AuditPageSchema, AuditQuerySchema
 from app.extensions import services
+from app.security.policy import requires
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="Audit trail of model management.")
 
 
 @blp.route("")
 class Audit(MethodView):
+    @requires("admin")
     @blp.arguments(AuditQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, AuditPageSchema)
     def get(self, limit: int, offset: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ class AuditQuerySchema(ma.Schema):
         unknown = ma.RAISE
 
     limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=1000))
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9))
 
 
 class AuditEntrySchema(ma.Schema):

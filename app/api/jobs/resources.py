@@ -20,6 +20,7 @@ from app.api.jobs.schemas import (
 )
 from app.jobs.service import JobService
 from app.jobs.store import Job
+from app.security.policy import requires
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1", description="Asynchronous batch scoring of files.")
 
@@ -66,6 +67,7 @@ def present(job: Job) -> dict[str, Any]:
 
 @blp.route("/predict-async")
 class PredictAsync(MethodView):
+    @requires("admin", rate="batch_predict")
     @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
     @blp.arguments(
         PredictAsyncRequestSchema,
@@ -96,6 +98,7 @@ class PredictAsync(MethodView):
 
 @blp.route("/jobs")
 class Jobs(MethodView):
+    @requires("predict")
     @blp.arguments(JobListQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, JobPageSchema)
     def get(self, limit: int, offset: int, status: str | None) -> dict[str, Any]:
@@ -106,12 +109,14 @@ class Jobs(MethodView):
 
 @blp.route("/jobs/<job_id>")
 class JobResource(MethodView):
+    @requires("predict")
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, job_id: str) -> dict[str, Any]:
         """A job's status (the same as ``/jobs/{job_id}/status``)."""
         return present(jobs().get(job_id))
 
+    @requires("admin")
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
@@ -122,6 +127,7 @@ class JobResource(MethodView):
 
 @blp.route("/jobs/<job_id>/status")
 class JobStatus(MethodView):
+    @requires("predict")
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, job_id: str) -> dict[str, Any]:
@@ -131,6 +137,7 @@ class JobStatus(MethodView):
 
 @blp.route("/jobs/<job_id>/result")
 class JobResult(MethodView):
+    @requires("predict")
     @blp.arguments(ResultQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, description="The output CSV, streamed.", content_type="text/csv")
     @blp.alt_response(404, response="NOT_FOUND")

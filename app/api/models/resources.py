@@ -17,6 +17,8 @@ from app.api.models.schemas import (
     ModelListSchema,
     RollbackRequestSchema,
     RollbackResponseSchema,
+    TrustRequestSchema,
+    TrustResponseSchema,
     UnloadModelResponseSchema,
     VersionQuerySchema,
 )
@@ -24,12 +26,14 @@ from app.api.predictions.resources import check_model_name
 from app.desired_state import DEFAULT_ALIAS
 from app.extensions import current_actor, services
 from app.model_info import model_info, model_summary
+from app.security.policy import requires
 
 blp = Blueprint("models", __name__, url_prefix="/api/v1", description="Model management.")
 
 
 @blp.route("/models")
 class Models(MethodView):
+    @requires("predict")
     @blp.response(200, ModelListSchema)
     def get(self) -> dict[str, Any]:
         """List the models available to predict with, their versions and aliases."""
@@ -46,6 +50,7 @@ class Models(MethodView):
 
 @blp.route("/models/load")
 class LoadModel(MethodView):
+    @requires("admin", rate="model_management")
     @blp.arguments(
         LoadModelRequestSchema,
         example={"model_name": "custom_model", "model_path": "models/trained/custom_model.pkl"},
@@ -71,8 +76,29 @@ class LoadModel(MethodView):
         }
 
 
+@blp.route("/models/trust")
+class TrustModel(MethodView):
+    @requires("admin", rate="model_management")
+    @blp.arguments(TrustRequestSchema, example={"model_path": "custom_model.pkl"})
+    @blp.response(200, TrustResponseSchema)
+    @blp.alt_response(400, response="BAD_REQUEST")
+    @blp.alt_response(404, response="NOT_FOUND")
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Approve a pickle, joblib or custom .py file for loading, by its current sha256.
+
+        Loading such a file runs its code, so unless the server allows
+        unverified pickles (development) it loads only files whose content an
+        admin trusted here or listed in security.trusted_models. A changed file
+        needs trusting again.
+        """
+        file, digest, added = services().registry.trust(body["model_path"], actor=current_actor())
+        verb = "is now" if added else "was already"
+        return {"message": f"{file} (sha256 {digest[:12]}...) {verb} trusted.", "file": file, "sha256": digest}
+
+
 @blp.route("/models/<model_name>")
 class Model(MethodView):
+    @requires("admin", rate="model_management")
     @blp.response(200, UnloadModelResponseSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
@@ -85,6 +111,7 @@ class Model(MethodView):
 
 @blp.route("/models/<model_name>/info")
 class ModelInfo(MethodView):
+    @requires("predict")
     @blp.arguments(VersionQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, ModelInfoSchema)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -99,6 +126,7 @@ class ModelInfo(MethodView):
 
 @blp.route("/models/<model_name>/alias")
 class ModelAlias(MethodView):
+    @requires("admin", rate="model_management")
     @blp.arguments(AliasRequestSchema, example={"alias": "default", "version": None})
     @blp.response(200, AliasSchema)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -116,6 +144,7 @@ class ModelAlias(MethodView):
 
 @blp.route("/models/<model_name>/rollback")
 class ModelRollback(MethodView):
+    @requires("admin", rate="model_management")
     @blp.arguments(RollbackRequestSchema, example={})
     @blp.response(200, RollbackResponseSchema)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -133,6 +162,7 @@ class ModelRollback(MethodView):
 
 @blp.route("/aliases")
 class Aliases(MethodView):
+    @requires("predict")
     @blp.response(200, AliasListSchema)
     def get(self) -> dict[str, Any]:
         """List the aliases and the version each one serves now."""
@@ -146,6 +176,7 @@ class Aliases(MethodView):
 
 @blp.route("/aliases/<alias>")
 class Alias(MethodView):
+    @requires("admin", rate="model_management")
     @blp.response(200, AliasSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, alias: str) -> dict[str, Any]:

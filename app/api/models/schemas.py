@@ -102,6 +102,7 @@ class ModelInfoSchema(ModelSummarySchema):
     registered_at = ma.fields.String()
     origin = ma.fields.String(metadata={"description": "auto_load or api"})
     loaded_at = ma.fields.String(allow_none=True)
+    load_seconds = ma.fields.Float(metadata={"description": "Load and trial prediction time in this worker."})
     prediction_count = ma.fields.Integer(metadata={"description": "Rows predicted by the answering worker."})
     worker_pid = ma.fields.Integer()
     training = ma.fields.Dict(allow_none=True, metadata={"description": "Library versions it was trained with."})
@@ -148,3 +149,20 @@ class RollbackResponseSchema(ma.Schema):
     message = ma.fields.String(required=True)
     model_name = ma.fields.String(required=True)
     version = ma.fields.Integer(required=True, metadata={"description": "The version now current."})
+
+
+class TrustRequestSchema(_Strict):
+    model_path = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=4096),
+        metadata={
+            "description": "A file inside the model directory, as for /models/load.",
+            "example": "custom_model.pkl",
+        },
+    )
+
+
+class TrustResponseSchema(ma.Schema):
+    message = ma.fields.String(required=True)
+    file = ma.fields.String(required=True, metadata={"description": "Relative to the model directory."})
+    sha256 = ma.fields.String(required=True, metadata={"description": "The content now trusted."})

@@ -18,6 +18,7 @@ from app.errors import ValidationFailed
 from app.extensions import services
 from app.inference import predict_rows, utc_timestamp
 from app.registry import ServedModel
+from app.security.policy import requires
 from app.validation import NAME_MESSAGE, is_valid_name
 
 blp = Blueprint("predictions", __name__, url_prefix="/api/v1", description="Predictions with the served models.")
@@ -51,6 +52,7 @@ def predict_one(model_name: str, body: dict[str, Any]) -> Reply:
 
 @blp.route("/predict")
 class Predict(MethodView):
+    @requires("predict", rate="predict")
     @blp.arguments(PredictRequestSchema, example={"features": [5.1, 3.5, 1.4, 0.2], "model_name": "default"})
     @blp.response(200, PredictionResponseSchema)
     @blp.alt_response(400, response="BAD_REQUEST")
@@ -64,6 +66,7 @@ class Predict(MethodView):
 
 @blp.route("/predict/<model_name>")
 class PredictWithModel(MethodView):
+    @requires("predict", rate="predict")
     @blp.arguments(PredictPathRequestSchema, example={"features": [5.1, 3.5, 1.4, 0.2]})
     @blp.response(200, PredictionResponseSchema)
     @blp.alt_response(400, response="BAD_REQUEST")
@@ -78,6 +81,7 @@ class PredictWithModel(MethodView):
 
 @blp.route("/batch-predict")
 class BatchPredict(MethodView):
+    @requires("predict", rate="batch_predict")
     @blp.arguments(
         BatchPredictRequestSchema,
         example={"features": [[5.1, 3.5, 1.4, 0.2], [6.3, 2.9, 5.6, 1.8]], "model_name": "iris_classifier"},

@@ -21,6 +21,7 @@ from app.extensions import services
 from app.health import UNHEALTHY, health_report, readiness_report
 from app.inference import utc_timestamp
 from app.metrics import current_metrics
+from app.security.policy import public, requires
 from app.status import status_report
 
 STATUS_PATH = "/api/v1/status"
@@ -32,13 +33,20 @@ METRICS_DOC = {
 }
 
 
-def build_blueprint(monitoring: Mapping[str, Any]) -> Blueprint:
-    """The system endpoints at the configured paths; the metrics one only when metrics are enabled."""
+def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = False) -> Blueprint:
+    """The system endpoints at the configured paths; the metrics one only when metrics are enabled.
+
+    Health probes never need credentials (Docker and Kubernetes send none);
+    status shows configuration, so it needs ``admin``; metrics are open unless
+    ``security.metrics_require_auth``.
+    """
+    metrics_access = requires("predict") if metrics_require_auth else public
     blp = Blueprint("system", __name__, description="Health, readiness, status and metrics of the server.")
     health_path = monitoring["health_endpoint"]
 
     @blp.route(health_path)
     class Health(MethodView):
+        @public
         @blp.response(200, HealthSchema)
         @blp.alt_response(503, schema=HealthSchema, description="Unhealthy: a check failed.")
         def get(self) -> tuple[dict[str, Any], int]:
@@ -49,6 +57,7 @@ def build_blueprint(monitoring: Mapping[str, Any]) -> Blueprint:
 
     @blp.route(f"{health_path}/live")
     class Live(MethodView):
+        @public
         @blp.response(200, LivenessSchema)
         def get(self) -> dict[str, Any]:
             """Liveness: the process answers (restart it when this fails)."""
@@ -56,6 +65,7 @@ def build_blueprint(monitoring: Mapping[str, Any]) -> Blueprint:
 
     @blp.route(f"{health_path}/ready")
     class Ready(MethodView):
+        @public
         @blp.response(200, ReadinessSchema)
         @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="Not ready; the message says why.")
         def get(self) -> dict[str, Any]:
@@ -65,6 +75,7 @@ def build_blueprint(monitoring: Mapping[str, Any]) -> Blueprint:
 
     @blp.route(STATUS_PATH)
     class Status(MethodView):
+        @requires("admin")
         @blp.response(200, StatusSchema)
         def get(self) -> dict[str, Any]:
             """Version, uptime, workers, this worker's models, request and prediction counts, config."""
@@ -75,6 +86,7 @@ def build_blueprint(monitoring: Mapping[str, Any]) -> Blueprint:
 
         @blp.route(monitoring["metrics_endpoint"])
         class Metrics(MethodView):
+            @metrics_access
             @blp.doc(responses=METRICS_DOC)
             def get(self) -> Response:
                 """Prometheus metrics of all workers together."""

@@ -1,0 +1,61 @@
+"""Rate limits with flask-limiter: per identity (key name / JWT subject), else per client address.
+
+Each view method names its group with ``@requires(..., rate="predict")``;
+all methods of a group share one counter per client. With ``memory://`` the
+counters are per worker; ``redis://`` makes them hold across workers and replicas.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.security.policy import RATE_ATTR
+
+log = logging.getLogger(__name__)
+
+
+def rate_limit_key() -> str:
+    user = g.get("user_id")
+    return f"user:{user}" if user else f"addr:{request.remote_addr or '-'}"
+
+
+def register_rate_limits(app: Flask, security: dict[str, Any]) -> Any:
+    """Attach a Limiter and apply each group's limit to the view methods that declared it."""
+    if security["trusted_proxies"]:
+        n = security["trusted_proxies"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    if not security["rate_limit_enabled"]:
+        return None
+    from flask_limiter import Limiter
+
+    def breached(limit: Any) -> None:
+        from app.metrics import count_rate_limit_rejection
+
+        log.warning("rate limit %s exceeded for %s", limit.limit, rate_limit_key())
+        count_rate_limit_rejection()
+
+    limiter = Limiter(
+        key_func=rate_limit_key,
+        storage_uri=security["rate_limit_storage"],
+        headers_enabled=True,
+        strategy="fixed-window",
+        on_breach=breached,
+        swallow_errors=False,
+    )
+    limiter.init_app(app)
+    limits = security["rate_limits"]
+    for endpoint, view in list(app.view_functions.items()):
+        view_class = getattr(view, "view_class", None)
+        if view_class is None:
+            continue
+        for method in view_class.methods or ():
+            group = getattr(getattr(view_class, method.lower(), None), RATE_ATTR, None)
+            if group:
+                app.view_functions[endpoint] = limiter.shared_limit(limits[group], scope=group, methods=[method])(
+                    app.view_functions[endpoint]
+                )
+    return limiter
