@@ -72,7 +72,7 @@ class IdempotencyHeaderSchema(ma.Schema):
 
 class JobListQuerySchema(_Strict):
     limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=1000))
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9))
     status = ma.fields.String(load_default=None, validate=validate.OneOf(STATUSES))
 
 
