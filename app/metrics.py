@@ -80,6 +80,7 @@ class Metrics:
         self.cpu = gauge(
             "cpu_usage_percent", "CPU used by the server's processes since the previous reading (100 = one core)."
         )
+        self.jobs = gauge("jobs", "Batch-scoring jobs by state (the shared job store).", ["state"])
         self.model_loads = Counter(
             "model_loads_total", "Model versions loaded into a worker's memory.", ["model_name", "status"], registry=r
         )
@@ -131,9 +132,11 @@ class Metrics:
     def observe_model_unload(self, name: str, reason: str) -> None:
         self.model_unloads.labels(self.model_label(name), reason).inc()
 
-    def refresh_gauges(self, active_models: int) -> None:
+    def refresh_gauges(self, active_models: int, jobs_by_state: Mapping[str, int] | None = None) -> None:
         """Set the gauges that are read rather than counted; called before each scrape."""
         self.active_models.set(active_models)
+        for state, count in (jobs_by_state or {}).items():
+            self.jobs.labels(state).set(count)
         processes = system_stats.server_processes()
         self.memory.set(system_stats.memory_usage_bytes(processes))
         self.cpu.set(self._cpu.percent(processes))

@@ -43,6 +43,7 @@ def status_report(registry: ModelRegistry, settings: Mapping[str, Any], metrics:
         "workers": settings["api"]["workers"],
         "models": [_model_entry(served) for served in registry.loaded_models()],
         "counts": metrics.totals() if metrics is not None else None,
+        "jobs": _jobs(),
         "config": mask_secrets(settings),
     }
 
@@ -58,3 +59,14 @@ def _model_entry(served: Any) -> dict[str, Any]:
     if memory:
         entry["memory_bytes"] = memory
     return entry
+
+
+def _jobs() -> dict[str, Any] | None:
+    """Job queue depth and counts by state, when the jobs service exists."""
+    from flask import current_app
+
+    jobs = current_app.extensions.get("modelserve_jobs")
+    if jobs is None:
+        return None
+    by_state = jobs.counts_by_state()
+    return {"queue_depth": by_state.get("queued", 0), "by_state": by_state}

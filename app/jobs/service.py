@@ -20,7 +20,7 @@ from app.jobs.executor import JobExecutor
 from app.jobs.paths import input_format, relative_name, resolve_input, resolve_output
 from app.jobs.runner import JobRunner
 from app.jobs.sources import inspect
-from app.jobs.store import IdempotencyMismatch, Job, JobStore, new_job
+from app.jobs.store import STATUSES, IdempotencyMismatch, Job, JobStore, new_job
 from app.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,10 @@ class JobService:
 
     def get(self, job_id: str) -> Job:
         return self.store.get(job_id)
+
+    def counts_by_state(self) -> dict[str, int]:
+        """How many jobs are in each state (shared store: the same answer from every worker)."""
+        return {state: self.store.page(1, 0, state)[1] for state in STATUSES}
 
     def page(self, limit: int, offset: int, status: str | None) -> tuple[list[Job], int]:
         self.executor.start()

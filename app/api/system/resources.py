@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -31,6 +31,11 @@ METRICS_DOC = {
         "content": {"text/plain": {"schema": {"type": "string"}}},
     }
 }
+
+
+def job_counts() -> dict[str, int] | None:
+    jobs = current_app.extensions.get("modelserve_jobs")
+    return jobs.counts_by_state() if jobs is not None else None
 
 
 def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = False) -> Blueprint:
@@ -91,7 +96,7 @@ def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = 
             def get(self) -> Response:
                 """Prometheus metrics of all workers together."""
                 metrics = current_metrics()
-                metrics.refresh_gauges(active_models=len(services().registry.records()))
+                metrics.refresh_gauges(active_models=len(services().registry.records()), jobs_by_state=job_counts())
                 body, content_type = metrics.exposition(request.headers.get("Accept"))
                 return Response(body, content_type=content_type)
 

@@ -80,6 +80,11 @@ class CountsSchema(ma.Schema):
     prediction_errors = ma.fields.Integer(required=True)
 
 
+class JobCountsSchema(ma.Schema):
+    queue_depth = ma.fields.Integer(required=True, metadata={"description": "Jobs waiting to run."})
+    by_state = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+
+
 class StatusSchema(ma.Schema):
     version = ma.fields.String(required=True)
     environment = ma.fields.String(required=True)
@@ -92,6 +97,9 @@ class StatusSchema(ma.Schema):
         ma.fields.Nested(StatusModelSchema),
         required=True,
         metadata={"description": "Models held in memory by the worker that answered."},
+    )
+    jobs = ma.fields.Nested(
+        JobCountsSchema, allow_none=True, metadata={"description": "Batch jobs: queue depth and counts by state."}
     )
     counts = ma.fields.Nested(
         CountsSchema,
