@@ -19,13 +19,12 @@ import mmap
 import os
 import sqlite3
 import struct
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from app.desired_state import DesiredState, utc_now
+from app.sqlite_files import ThreadConnections
 
 T = TypeVar("T")
 
@@ -82,20 +81,11 @@ class SQLiteStateStore:
     def __init__(self, state_dir: Path):
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "state.sqlite3"
-        self._local = threading.local()
+        self._connections = ThreadConnections(self.path, timeout=10)
+        self._connect = self._connections.get
         self._connect().executescript(SQLITE_SCHEMA)
         self._published = _open_counter(state_dir / "generation.bin")
         self.transact(lambda state: None)  # re-publish, in case a writer died between publish and commit
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout=10000")
-            _enable_wal(conn)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
 
     def read(self) -> DesiredState:
         doc, generation = self._connect().execute("SELECT doc, generation FROM desired_state").fetchone()
@@ -230,24 +220,6 @@ def build_state_store(registry_config: dict[str, Any]) -> StateStore:
     if registry_config["backend"] == "redis":
         return RedisStateStore(registry_config["redis_url"], registry_config["redis_prefix"])
     return SQLiteStateStore(Path(registry_config["state_directory"]))
-
-
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL once per file; workers starting together may find the switch locked.
-
-    Changing the journal mode does not wait on the busy handler, so retry a
-    bounded number of times; once a file is in WAL mode it stays so.
-    """
-    for attempt in range(200):
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-                return
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError:
-            if attempt == 199:
-                raise
-            time.sleep(0.01)
 
 
 def _open_counter(path: Path) -> mmap.mmap:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 import yaml
 
@@ -34,6 +35,18 @@ def assert_error(response: Any, status: int, *, contains: str | None = None) -> 
     if contains is not None:
         assert contains.lower() in str(body).lower(), body
     return body
+
+
+def redis_or_skip(url: str) -> Any:
+    """A Redis client for ``url``; the test is skipped when none answers (``.ci/run`` starts one)."""
+    redis = pytest.importorskip("redis", reason="the redis package is not installed")
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        pytest.skip(f"no Redis answers at {url} ({exc}); start redis-server")
+    return client
 
 
 def free_port() -> int:

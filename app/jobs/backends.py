@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from app.jobs.store import Job, JobStore
-from app.state_store import _enable_wal
+from app.sqlite_files import ThreadConnections
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -65,18 +64,8 @@ class SQLiteJobStore(JobStore):
     def __init__(self, state_dir: Path):
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "jobs.sqlite3"
-        self._local = threading.local()
+        self._connect = ThreadConnections(self.path, timeout=30).get
         self._connect().executescript(SQLITE_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout=30000")
-            _enable_wal(conn)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
 
     @contextmanager
     def _tx(self) -> Iterator[_SQLiteTx]:

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.factories import KNOWN_ROWS, write_iris_set, write_sklearn_classifier, write_xgboost_classifier
-from tests.helpers import GunicornServer, assert_error
+from tests.helpers import GunicornServer, assert_error, redis_or_skip
 
 pytestmark = pytest.mark.integration
 ROW = KNOWN_ROWS["setosa"]
@@ -195,12 +195,8 @@ def poll(condition, seconds: float) -> bool:
 
 @pytest.fixture
 def redis_url():
-    redis = pytest.importorskip("redis")
     url = "redis://127.0.0.1:6379/14"
-    try:
-        redis.Redis.from_url(url).ping()
-    except Exception as exc:  # pragma: no cover - .ci/run starts Redis
-        pytest.skip(f"Redis is not running on 127.0.0.1:6379 ({exc}); start it with redis-server")
+    redis_or_skip(url).close()
     return url
 
 

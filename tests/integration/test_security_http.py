@@ -10,7 +10,7 @@ import requests
 
 from app.security.auth import new_api_key
 from tests.factories import KNOWN_ROWS, write_iris_set
-from tests.helpers import GunicornServer, assert_error
+from tests.helpers import GunicornServer, assert_error, redis_or_skip
 
 pytestmark = pytest.mark.integration
 ROW = KNOWN_ROWS["setosa"]
@@ -18,13 +18,8 @@ ROW = KNOWN_ROWS["setosa"]
 
 @pytest.fixture
 def redis_url():
-    redis = pytest.importorskip("redis")
     url = "redis://127.0.0.1:6379/13"
-    try:
-        redis.Redis.from_url(url).ping()
-    except Exception as exc:  # pragma: no cover - .ci/run starts Redis
-        pytest.skip(f"Redis is not running on 127.0.0.1:6379 ({exc}); start it with redis-server")
-    client = redis.Redis.from_url(url)
+    client = redis_or_skip(url)
     client.flushdb()
     yield url
     client.flushdb()

@@ -13,6 +13,7 @@ import pytest
 from app import create_app
 from tests.conftest import app_config
 from tests.factories import IRIS_FEATURES, iris
+from tests.helpers import redis_or_skip
 
 REDIS_URL = "redis://127.0.0.1:6379/11"  # database 11: the jobs tests alone
 
@@ -120,14 +121,7 @@ def jobs_client(jobs_app):
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # pragma: no cover - .ci/run starts Redis
-        pytest.skip(f"no Redis at {REDIS_URL} ({exc}); start redis-server")
-    finally:
-        client.close()
+    redis_or_skip(REDIS_URL).close()
     yield REDIS_URL
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import redis_or_skip
+
 #: Database 15, so a developer's own data in database 0 is never touched.
 REDIS_URL = os.environ.get("MODELSERVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -16,13 +18,7 @@ REDIS_URL = os.environ.get("MODELSERVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 @pytest.fixture(scope="session")
 def redis_client() -> Iterator[Any]:
     """A client for :data:`REDIS_URL`; every test that needs Redis is skipped when none answers."""
-    redis = pytest.importorskip("redis", reason="the redis package is not installed")
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        pytest.skip(f"no Redis answers at {REDIS_URL} ({exc}); start redis-server to test the Redis backend")
+    client = redis_or_skip(REDIS_URL)
     yield client
     client.close()
 
