@@ -157,7 +157,14 @@ def test_predictions_log_the_spec_line(server):
     [completed] = [line for line in lines if line["message"] == "Prediction completed"]
     assert completed["model_name"] == "iris_classifier" and completed["features_count"] == 4
     assert completed["user_id"] is None and completed["prediction_time"] > 0
-    access = [line for line in lines if line.get("logger") == "gunicorn.access"]
+    # gunicorn writes the access line after the response has left: wait for it, boundedly
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(line) for line in server.log().splitlines() if '"obs-77"' in line]
+        access = [line for line in lines if line.get("logger") == "gunicorn.access"]
+        if access or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert access and access[0]["status"] == 200
 
 

@@ -134,7 +134,8 @@ def test_a_job_whose_worker_is_killed_is_rerun_by_another(celery_setup):
                 time.sleep(0.05)
             assert int(marker.read_text()) != server.process.pid
             first.kill()  # the whole worker, main process and pool child, SIGKILL
-        assert server.get(f"/api/v1/jobs/{job_id}/status").json()["status"] == "running"
+        status = server.get(f"/api/v1/jobs/{job_id}/status")
+        assert status.status_code == 200 and status.json()["status"] == "running", (status.text, server.log()[-4000:])
         with CeleryWorker(server.config_file, root / "worker2.log", f"w2-{uuid.uuid4().hex[:6]}") as second:
             done = poll(server, job_id, finished, timeout=90)
             assert done["status"] == "completed", (done, second.log()[-3000:])
