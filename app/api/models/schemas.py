@@ -13,17 +13,21 @@ class _Strict(ma.Schema):
         unknown = ma.RAISE
 
 
-class LoadModelRequestSchema(_Strict):
-    model_name = ma.fields.String(required=True, **MODEL_NAME, metadata={"example": "custom_model"})
-    model_path = ma.fields.String(
+def model_path_field(example: str) -> ma.fields.String:
+    return ma.fields.String(
         required=True,
         validate=validate.Length(min=1, max=4096),
         metadata={
             "description": "A file inside the model directory: relative to it (custom_model.pkl) or, "
             "as in the spec, relative to the working directory (models/trained/custom_model.pkl).",
-            "example": "models/trained/custom_model.pkl",
+            "example": example,
         },
     )
+
+
+class LoadModelRequestSchema(_Strict):
+    model_name = ma.fields.String(required=True, **MODEL_NAME, metadata={"example": "custom_model"})
+    model_path = model_path_field("models/trained/custom_model.pkl")
     model_type = ma.fields.String(
         load_default=None,
         validate=validate.Length(min=1, max=32),
@@ -152,14 +156,7 @@ class RollbackResponseSchema(ma.Schema):
 
 
 class TrustRequestSchema(_Strict):
-    model_path = ma.fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=4096),
-        metadata={
-            "description": "A file inside the model directory, as for /models/load.",
-            "example": "custom_model.pkl",
-        },
-    )
+    model_path = model_path_field("custom_model.pkl")
 
 
 class TrustResponseSchema(ma.Schema):
