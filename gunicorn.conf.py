@@ -10,9 +10,11 @@ import os
 import sys
 
 from app.config import ConfigError, load_config
+from app.security.settings import check_startup
 
 try:
     _settings = load_config()
+    check_startup(_settings, warn=False)  # e.g. production without authentication: stop the master here
 except ConfigError as exc:
     sys.stderr.write(f"modelserve: {exc}\n")
     sys.exit(2)
@@ -42,10 +44,11 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 def post_worker_init(worker):
     """Load the models in each worker before it accepts requests."""
-    services = worker.wsgi.extensions.get("modelserve")
+    extensions = getattr(worker.wsgi, "extensions", {})  # a plain WSGI app (bench/http_floor.py) has none
+    services = extensions.get("modelserve")
     if services is not None:
         services.registry.warm()
-    jobs = worker.wsgi.extensions.get("modelserve_jobs")
+    jobs = extensions.get("modelserve_jobs")
     if jobs is not None:  # runs queued jobs, recovers the ones a stopped worker left running
         jobs.executor.start()
 

@@ -103,8 +103,8 @@ def unverified_pickles_allowed(settings: dict[str, Any]) -> bool:
     return chosen if chosen is not None else settings["environment"] != "production"
 
 
-def check_startup(settings: dict[str, Any]) -> None:
-    """Refuse an unsafe production start; warn loudly about what development allows."""
+def check_startup(settings: dict[str, Any], warn: bool = True) -> None:
+    """Refuse an unsafe production start; warn loudly (``warn``) about what development allows."""
     from app.config import ConfigError
 
     security = settings["security"]
@@ -115,6 +115,8 @@ def check_startup(settings: dict[str, Any]) -> None:
             "(flask --app app create-api-key) or security.jwt, or set security.allow_anonymous: true to "
             "run open on purpose"
         )
+    if not warn:
+        return
     if not auth_configured(security):
         log.warning(
             "authentication is off: every client may predict and manage models (%s mode)", settings["environment"]

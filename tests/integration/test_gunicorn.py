@@ -154,3 +154,18 @@ def test_models_loaded_through_the_api_survive_a_restart(tmp_path: Path):
         assert "kept" in names
         assert "iris_xgboost" not in names  # unloaded through the API: auto-loading does not bring it back
         assert second.post("/api/v1/predict/kept", json={"features": ROW}).json()["prediction_label"] == "0"
+
+
+def test_production_without_authentication_stops_gunicorn_with_one_line(tmp_path: Path):
+    config = tmp_path / "prod.yaml"
+    config.write_text("environment: production\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
+        cwd=PROJECT_ROOT,
+        env={"MODELSERVE_CONFIG": str(config), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "modelserve: invalid configuration: security: production needs authentication" in done.stderr
