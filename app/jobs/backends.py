@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.jobs.store import Job, JobStore
+from app.jobs.errors import JobStoreUnavailable
+from app.jobs.store import Job, JobStore, new_owner, owner_is_dead
 from app.sqlite_files import ThreadConnections
+
+log = logging.getLogger(__name__)
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -23,6 +28,18 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);
 """
+
+
+@contextmanager
+def _unavailable_on(errors: type[Exception] | tuple[type[Exception], ...], store: str) -> Iterator[None]:
+    """The store's own failures (down, timed out, locked) become a 503 the client may retry, not a 500."""
+    try:
+        yield
+    except errors as exc:
+        log.warning("the job store %s failed: %s: %s", store, type(exc).__name__, exc)
+        raise JobStoreUnavailable(
+            f"The job store did not answer ({type(exc).__name__}); retry in a few seconds."
+        ) from exc
 
 
 class _SQLiteTx:
@@ -69,21 +86,36 @@ class SQLiteJobStore(JobStore):
 
     @contextmanager
     def _tx(self) -> Iterator[_SQLiteTx]:
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield _SQLiteTx(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._transaction("BEGIN IMMEDIATE") as tx:
+            yield tx
+
+    @contextmanager
+    def _read(self) -> Iterator[_SQLiteTx]:
+        """A deferred transaction: a consistent snapshot that WAL lets run beside a writer."""
+        with self._transaction("BEGIN") as tx:
+            yield tx
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[_SQLiteTx]:
+        with _unavailable_on(sqlite3.OperationalError, self.describe()):
+            conn = self._connect()
+            conn.execute(begin)
+            try:
+                yield _SQLiteTx(conn)
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:  # the body or the commit failed: never leave the thread's connection mid-way
+                    conn.execute("ROLLBACK")
 
     def page(self, limit: int, offset: int, status: str | None = None) -> tuple[list[Job], int]:
-        conn = self._connect()
-        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
-        (total,) = conn.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()
-        rows = conn.execute(f"SELECT doc FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?", (*args, limit, offset))
-        return [json.loads(row[0]) for row in rows], total
+        with _unavailable_on(sqlite3.OperationalError, self.describe()):
+            conn = self._connect()
+            where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+            (total,) = conn.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()
+            rows = conn.execute(
+                f"SELECT doc FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?", (*args, limit, offset)
+            )
+            return [json.loads(row[0]) for row in rows], total
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
@@ -135,8 +167,25 @@ class _RedisTx:
         return raw.decode() if raw else None
 
 
+# Deletes the lock only if ``ARGV[1]`` still holds it (a dead holder's, never a successor's).
+_BREAK_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
 class RedisJobStore(JobStore):
-    """Job documents under ``<prefix>:job:<id>``, indexed by sorted sets; one short lock per transition."""
+    """Job documents under ``<prefix>:job:<id>``, indexed by sorted sets; one short lock per transition.
+
+    Reads take no lock: each document is written whole by one command. The
+    lock names its holder (``host:pid:token``, as job owners do): a lock left by
+    a process of this host that died holding it (a SIGKILLed worker) is broken
+    at once; one from another host lapses after ``lock_seconds``, which a
+    waiter outlasts (``lock_wait_seconds``) before answering 503.
+    """
+
+    lock_seconds = 30.0
+    lock_wait_seconds = 35.0
+    #: How often a waiter tries the lock, and how long between looks at who holds it.
+    lock_retry_seconds = 0.02
+    holder_check_seconds = 0.25
 
     def __init__(self, url: str, prefix: str = "modelserve"):
         import redis
@@ -144,20 +193,51 @@ class RedisJobStore(JobStore):
         self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         self._url = url
         self._prefix = prefix
+        self._lock_name = f"{prefix}:jobs:lock"
+        self._break_lock = self._redis.register_script(_BREAK_LOCK)
+        self._errors = redis.RedisError
 
     @contextmanager
     def _tx(self) -> Iterator[_RedisTx]:
-        with self._redis.lock(f"{self._prefix}:jobs:lock", timeout=30, blocking_timeout=30):
+        with _unavailable_on(self._errors, self.describe()):
+            lock = self._redis.lock(self._lock_name, timeout=self.lock_seconds, sleep=self.lock_retry_seconds)
+            token = new_owner()
+            deadline = time.monotonic() + self.lock_wait_seconds
+            while not lock.acquire(blocking_timeout=self.holder_check_seconds, token=token):
+                if self._break_dead_holder():
+                    continue
+                if time.monotonic() >= deadline:
+                    raise JobStoreUnavailable(
+                        f"The job store is busy: its lock was not free within {self.lock_wait_seconds:g} s."
+                    )
+            try:
+                yield _RedisTx(self._redis, self._prefix)
+            finally:
+                lock.release()
+
+    @contextmanager
+    def _read(self) -> Iterator[_RedisTx]:
+        with _unavailable_on(self._errors, self.describe()):
             yield _RedisTx(self._redis, self._prefix)
+
+    def _break_dead_holder(self) -> bool:
+        """Delete the lock if a process of this host that has exited holds it."""
+        raw = self._redis.get(self._lock_name)
+        holder = raw.decode(errors="replace") if raw else None
+        if not owner_is_dead(holder) or not self._break_lock(keys=[self._lock_name], args=[raw]):
+            return False
+        log.warning("job store lock %s was held by %s, which has exited: broken", self._lock_name, holder)
+        return True
 
     def page(self, limit: int, offset: int, status: str | None = None) -> tuple[list[Job], int]:
         index = f"{self._prefix}:jobs:{status}" if status else f"{self._prefix}:jobs"
-        with self._redis.pipeline() as pipe:
-            pipe.zcard(index)
-            pipe.zrevrange(index, offset, offset + limit - 1)
-            total, ids = pipe.execute()
-        docs = self._redis.mget([f"{self._prefix}:job:{i.decode()}" for i in ids]) if ids else []
-        return [json.loads(doc) for doc in docs if doc], int(total)
+        with _unavailable_on(self._errors, self.describe()):
+            with self._redis.pipeline() as pipe:
+                pipe.zcard(index)
+                pipe.zrevrange(index, offset, offset + limit - 1)
+                total, ids = pipe.execute()
+            docs = self._redis.mget([f"{self._prefix}:job:{i.decode()}" for i in ids]) if ids else []
+            return [json.loads(doc) for doc in docs if doc], int(total)
 
     def describe(self) -> str:
         return "redis:" + self._url.split("@")[-1]

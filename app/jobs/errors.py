@@ -29,3 +29,9 @@ class BrokerUnavailable(ApiError):
     """The Celery broker did not take the job (503): the job is recorded as failed."""
 
     code = 503
+
+
+class JobStoreUnavailable(ApiError):
+    """The job store did not answer in time (Redis down, a lock not freed, SQLite locked): retry (503)."""
+
+    code = 503

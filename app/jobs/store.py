@@ -135,6 +135,10 @@ class JobStore:
     def _tx(self) -> AbstractContextManager[Tx]:
         raise NotImplementedError
 
+    def _read(self) -> AbstractContextManager[Tx]:
+        """A view for reads only (``get``, ``id_for_key``): never waits for a transition to end."""
+        return self._tx()
+
     def page(self, limit: int, offset: int, status: str | None = None) -> tuple[list[Job], int]:
         raise NotImplementedError
 
@@ -151,14 +155,14 @@ class JobStore:
     # --- reads ------------------------------------------------------------
 
     def get(self, job_id: str) -> Job:
-        with self._tx() as tx:
+        with self._read() as tx:
             job = tx.get(job_id)
         if job is None:
             raise JobNotFound(job_id)
         return job
 
     def by_key(self, idempotency_key: str) -> Job | None:
-        with self._tx() as tx:
+        with self._read() as tx:
             job_id = tx.id_for_key(idempotency_key)
             return tx.get(job_id) if job_id else None
 

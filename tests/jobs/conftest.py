@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,7 @@ import pytest
 from app import create_app
 from tests.conftest import app_config
 from tests.factories import IRIS_FEATURES, iris
-from tests.helpers import redis_or_skip
+from tests.helpers import PROJECT_ROOT, redis_or_skip
 
 REDIS_URL = "redis://127.0.0.1:6379/11"  # database 11: the jobs tests alone
 
@@ -136,3 +140,34 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+HOLD_LOCK = """
+import sys
+from app.jobs.backends import RedisJobStore
+
+with RedisJobStore(sys.argv[1], sys.argv[2])._tx():
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes stdin or kills us
+"""
+
+
+@contextmanager
+def redis_store_lock_holder(redis_url: str, redis_prefix: str) -> Iterator[subprocess.Popen]:
+    """Another process inside a Redis job-store transition (holding its lock) until the test kills it."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, redis_url, redis_prefix],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        if holder.poll() is None:
+            holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        holder.stdin.close()
+        holder.stdout.close()

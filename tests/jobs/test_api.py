@@ -12,7 +12,7 @@ import pytest
 from app.inference import predict_rows
 from tests.factories import iris
 from tests.helpers import assert_error
-from tests.jobs.conftest import write_iris_csv
+from tests.jobs.conftest import redis_store_lock_holder, write_iris_csv
 from tests.jobs.test_executor import queue_job, wait_for
 
 SUBMIT = "/api/v1/predict-async"
@@ -211,3 +211,20 @@ def test_unknown_job_cancel_is_404_and_bad_queries_are_422(jobs_client):
         assert_error(jobs_client.get(f"/api/v1/jobs?{query}"), 422)
     assert_error(jobs_client.get("/api/v1/jobs/nope/result?errors=maybe"), 422)
     assert_error(jobs_client.put("/api/v1/jobs/nope"), 405)
+
+
+def test_status_answers_while_the_redis_store_is_locked_and_writes_get_503(make_jobs_app, redis_url, redis_prefix):
+    """The status of a job whose worker holds (or, SIGKILLed, left) the store lock: 200, never a 500."""
+    app = make_jobs_app(store="redis", redis_url=redis_url, redis_prefix=redis_prefix)
+    service = app.extensions["modelserve_jobs"]
+    service.store.lock_wait_seconds = 0.5
+    job = queue_job(service, "in.csv", "out.csv")
+    client = app.test_client()
+    with redis_store_lock_holder(redis_url, redis_prefix) as holder:
+        status = client.get(f"/api/v1/jobs/{job['job_id']}/status")
+        assert status.status_code == 200 and status.get_json()["status"] == "queued", status.get_json()
+        assert_error(client.delete(f"/api/v1/jobs/{job['job_id']}"), 503, contains="job store")
+        holder.kill()
+        holder.wait(timeout=30)
+        cancelled = client.delete(f"/api/v1/jobs/{job['job_id']}")
+        assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"

@@ -134,8 +134,11 @@ def test_a_job_whose_worker_is_killed_is_rerun_by_another(celery_setup):
                 time.sleep(0.05)
             assert int(marker.read_text()) != server.process.pid
             first.kill()  # the whole worker, main process and pool child, SIGKILL
+        # Answered at once even if the killed worker held the job store's lock. Running, or already
+        # re-queued: the server's sweeper polls every 50 ms and sees the dead pid.
         status = server.get(f"/api/v1/jobs/{job_id}/status")
-        assert status.status_code == 200 and status.json()["status"] == "running", (status.text, server.log()[-4000:])
+        assert status.status_code == 200, (status.text, server.log()[-4000:])
+        assert status.json()["status"] in ("running", "queued"), status.json()
         with CeleryWorker(server.config_file, root / "worker2.log", f"w2-{uuid.uuid4().hex[:6]}") as second:
             done = poll(server, job_id, finished, timeout=90)
             assert done["status"] == "completed", (done, second.log()[-3000:])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -11,7 +13,10 @@ import pytest
 
 from app.errors import ApiError
 from app.jobs.backends import RedisJobStore, SQLiteJobStore
+from app.jobs.errors import JobStoreUnavailable
 from app.jobs.store import IdempotencyMismatch, JobStore, new_job, new_owner, owner_is_dead
+from app.sqlite_files import ThreadConnections
+from tests.jobs.conftest import redis_store_lock_holder
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -171,3 +176,49 @@ def test_pages_are_newest_first_and_filter_by_status(store):
     assert total == 5 and [j["job_id"] for j in page] == [ids[3], ids[2]]
     cancelled, count = store.page(10, 0, "cancelled")
     assert count == 1 and cancelled[0]["job_id"] == ids[0]
+
+
+def test_redis_reads_do_not_wait_for_the_transition_lock(redis_url, redis_prefix):
+    """A status read while a worker is inside a transition (holding the lock) answers at once."""
+    store = RedisJobStore(redis_url, redis_prefix)
+    store.lock_wait_seconds = 0.5  # a store that waited would fail this test fast, not hang
+    created, _ = store.create(job(), idempotency_key="k1")
+    with redis_store_lock_holder(redis_url, redis_prefix):
+        assert store.get(created["job_id"])["status"] == "queued"
+        assert store.by_key("k1")["job_id"] == created["job_id"]
+        with pytest.raises(JobStoreUnavailable) as refused:  # a 503, not a redis LockError (500)
+            store.cancel(created["job_id"])
+        assert refused.value.code == 503
+
+
+def test_a_redis_lock_left_by_a_killed_process_is_broken_at_once(redis_url, redis_prefix):
+    """A worker SIGKILLed inside a transition leaves the lock for 30 s; the next one must not wait for it.
+
+    Before, a status read waited 29.9 s for that lock and then raised LockError: an HTTP 500.
+    """
+    store = RedisJobStore(redis_url, redis_prefix)
+    store.lock_wait_seconds = 0.5
+    created, _ = store.create(job())
+    with redis_store_lock_holder(redis_url, redis_prefix) as holder:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        assert store.get(created["job_id"])["status"] == "queued"
+        assert store.cancel(created["job_id"])["status"] == "cancelled"
+        assert store.claim_next("w1", 30, max_running=1) is None
+
+
+def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path):
+    store = SQLiteJobStore(tmp_path / "state")
+    store._connect = ThreadConnections(store.path, timeout=0.2).get  # waiting would fail fast, not hang
+    created, _ = store.create(job(), idempotency_key="k1")
+    writer = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a transition
+        assert store.get(created["job_id"])["status"] == "queued"
+        assert store.by_key("k1")["job_id"] == created["job_id"]
+        with pytest.raises(JobStoreUnavailable):  # "database is locked": a 503, not a 500
+            store.cancel(created["job_id"])
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+    assert store.cancel(created["job_id"])["status"] == "cancelled"
