@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 INSTALL_INPUTS := setup.cfg pyproject.toml
 
-.PHONY: serve serve-dev test lint demo-models install install-test clean docker-build docker-prod
+.PHONY: serve serve-dev test lint demo-models install install-test clean docker-build docker-prod bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,10 +44,17 @@ serve-dev: demo-models
 		--port "$$($(PY) -c 'from app.config import load_config; print(load_config()["api"]["port"])')"
 
 lint: install-test
-	$(VENV)/bin/ruff check app plugins tests gunicorn.conf.py
+	$(VENV)/bin/ruff check app plugins tests gunicorn.conf.py bench
 
 test: install-test lint
 	$(PY) -m pytest
+
+# modelserve (production stack) against the HTTP floor and MLServer 1.7.1 (installed into
+# var/bench/mlserver-venv on first use), wrk from Debian's package; about 12 minutes. Not part of
+# make test. OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (set on some machines for old OpenBLAS builds)
+# slow a current numpy: unset here only. BENCH_ARGS="--rounds 5 --duration 10" for longer runs.
+bench: install-test
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench.run $(BENCH_ARGS)
 
 # The production image (Dockerfile; needs a Docker engine). docker-prod serves ./models and
 # ./config read-only, with the credentials exported in MODELSERVE_API_KEYS or MODELSERVE_JWT_SECRET

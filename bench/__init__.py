@@ -1,0 +1,1 @@
+"""The benchmark (make bench) and other measurements; never part of make test."""

@@ -1,0 +1,169 @@
+"""Medians of the rounds, ratios within each round, the issue's targets, and the Markdown table."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+MODEL_TITLES = {"iris_lr": "LogisticRegression", "iris_rf": "RandomForest(100)", "iris_xgb": "XGBoost(100)"}
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarize(rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    """Per cell and server: median req/s, p50, p99 over rounds; per cell: median of per-round ratios."""
+    by: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for row in rows:
+        by[(row["kind"], row["model"], row["connections"], row["server"])][row["round"]] = row
+    cells: list[dict[str, Any]] = []
+    keys = sorted({(k, m, c) for k, m, c, s in by if s != "floor"}, key=lambda t: (t[0] != "single", t[1], t[2]))
+    for kind, model, connections in keys:
+        cell: dict[str, Any] = {"kind": kind, "model": model, "connections": connections}
+        rows_per_request = 1000 if kind == "batch" else 1
+        for server in ("modelserve", "mlserver", "floor"):
+            source_model = "floor" if server == "floor" else model
+            runs = by.get((kind, source_model, connections, server), {})
+            if kind == "batch" and server == "floor":
+                continue
+            if runs:
+                cell[server] = {
+                    "rps": _median([r["rps"] for r in runs.values()]),
+                    "rows_per_s": _median([r["rps"] * rows_per_request for r in runs.values()]),
+                    "p50_ms": _median([r["p50_ms"] for r in runs.values()]),
+                    "p99_ms": _median([r["p99_ms"] for r in runs.values()]),
+                    "rps_rounds": [round(r["rps"], 1) for r in runs.values()],
+                    "errors": sum(r["errors"] for r in runs.values()),
+                }
+        ours = by.get((kind, model, connections, "modelserve"), {})
+        for other, label in (("mlserver", "x_mlserver"), ("floor", "x_floor")):
+            theirs = by.get((kind, "floor" if other == "floor" else model, connections, other), {})
+            ratios = [ours[r]["rps"] / theirs[r]["rps"] for r in ours if r in theirs and theirs[r]["rps"] > 0]
+            if ratios:
+                cell[label] = _median(ratios)
+                cell[label + "_rounds"] = [round(x, 2) for x in ratios]
+        cells.append(cell)
+    summary = {"meta": meta, "cells": cells}
+    summary["targets"] = targets(summary)
+    return summary
+
+
+def _cell(summary: dict[str, Any], kind: str, model: str, connections: int) -> dict[str, Any] | None:
+    return next(
+        (c for c in summary["cells"] if (c["kind"], c["model"], c["connections"]) == (kind, model, connections)),
+        None,
+    )
+
+
+def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value and whether it is met."""
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, goal: float, higher_is_better: bool = True) -> None:
+        if value is None:
+            found.append({"target": name, "value": None, "goal": goal, "met": None})
+            return
+        met = value >= goal if higher_is_better else value <= goal
+        found.append({"target": name, "value": round(value, 3), "goal": goal, "met": met})
+
+    for model in ("iris_lr", "iris_xgb"):
+        for connections in (1, 8):
+            cell = _cell(summary, "single", model, connections) or {}
+            add(f"{model} c={connections}: req/s vs MLServer >= 1.5x", cell.get("x_mlserver"), 1.5)
+            if "modelserve" in cell and "mlserver" in cell:
+                ratio = cell["modelserve"]["p99_ms"] / cell["mlserver"]["p99_ms"]
+                add(f"{model} c={connections}: p99 / MLServer p99 <= 1", ratio, 1.0, higher_is_better=False)
+        cell = _cell(summary, "single", model, 1) or {}
+        add(f"{model} c=1: req/s vs HTTP floor >= 0.75x", cell.get("x_floor"), 0.75)
+    for connections in (1, 8, 64):
+        cell = _cell(summary, "single", "iris_rf", connections) or {}
+        add(f"iris_rf c={connections}: req/s vs MLServer >= 10x", cell.get("x_mlserver"), 10.0)
+    for cell in summary["cells"]:
+        if cell["kind"] == "batch":
+            add(f"batch 1000 rows LR c={cell['connections']}: rows/s vs MLServer >= 1.5x", cell.get("x_mlserver"), 1.5)
+    startup = summary["meta"]["footprint"]["startup_median_s"]["modelserve"]
+    add("start-up to first prediction <= 2 s", startup, 2.0, higher_is_better=False)
+    return found
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    meta = summary["meta"]
+    lines = [
+        f"Measured {meta['date']} with `{meta['command']}` (git {meta['git']}); {meta['machine']}.",
+        f"Servers pinned to one core, wrk to the other; {meta['rounds']} interleaved rounds of "
+        f"{meta['duration_s']:g} s per run; medians of the rounds, ratios taken within each round. "
+        f"gunicorn: {meta['gunicorn']['workers']} workers × {meta['gunicorn']['threads']} threads "
+        f"({meta['gunicorn']['worker_class']}). Load average before/after: "
+        f"{meta['loadavg_before'][0]:.2f} / {meta['loadavg_after'][0]:.2f}. MLServer: {meta['mlserver']}. "
+        f"modelserve serves {', '.join(meta['compiled_trees']) or 'no model'} through Treelite's GTIL "
+        '(sidecar "compiled_trees": true); MLServer gets the same files.',
+        "",
+        "| model | conns | modelserve req/s | p50 / p99 ms | MLServer req/s | p50 / p99 ms | HTTP floor req/s "
+        "| × MLServer | × floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in summary["cells"]:
+        if cell["kind"] != "single":
+            continue
+        ms, ml, fl = cell.get("modelserve", {}), cell.get("mlserver", {}), cell.get("floor", {})
+        lines.append(
+            f"| {MODEL_TITLES[cell['model']]} | {cell['connections']} | {_num(ms.get('rps'))} "
+            f"| {_num(ms.get('p50_ms'), 2)} / {_num(ms.get('p99_ms'), 2)} | {_num(ml.get('rps'))} "
+            f"| {_num(ml.get('p50_ms'), 2)} / {_num(ml.get('p99_ms'), 2)} | {_num(fl.get('rps'))} "
+            f"| {_ratio(cell.get('x_mlserver'))} | {_ratio(cell.get('x_floor'))} |"
+        )
+    lines += [
+        "",
+        "| 1,000-row batch, LogisticRegression | conns | modelserve rows/s | p50 / p99 ms | MLServer rows/s "
+        "| p50 / p99 ms | × MLServer |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in summary["cells"]:
+        if cell["kind"] != "batch":
+            continue
+        ms, ml = cell.get("modelserve", {}), cell.get("mlserver", {})
+        lines.append(
+            f"| | {cell['connections']} | {_num(ms.get('rows_per_s'))} | {_num(ms.get('p50_ms'), 2)} / "
+            f"{_num(ms.get('p99_ms'), 2)} | {_num(ml.get('rows_per_s'))} | {_num(ml.get('p50_ms'), 2)} / "
+            f"{_num(ml.get('p99_ms'), 2)} | {_ratio(cell.get('x_mlserver'))} |"
+        )
+    foot = meta["footprint"]
+    start = foot["startup_median_s"]
+    mem = foot.get("memory_modelserve_4_workers", {})
+    ml_mem = foot.get("memory_mlserver")
+    lines += [
+        "",
+        "| | modelserve | MLServer |",
+        "|---|---:|---:|",
+        f"| start-up to first prediction, s (median; runs) | {_num(start['modelserve'], 2)} "
+        f"({', '.join(str(t) for t in foot['startup_s']['modelserve'])}) | {_num(start['mlserver'], 2)}"
+        + (f" ({', '.join(str(t) for t in foot['startup_s']['mlserver'])})" if foot["startup_s"]["mlserver"] else "")
+        + " |",
+        f"| RSS per worker, 4 workers, 3 models, MiB (PSS) | "
+        f"{_num(statistics.median(mem['rss_mb']), 0) if mem else '–'} "
+        f"({_num(statistics.median(mem['pss_mb']), 0) if mem else '–'}); master {_num(mem.get('master_rss_mb'))} "
+        f"| {_num(ml_mem['rss_mb'][0]) if ml_mem else '–'} (one process) |",
+        "",
+        f"Errors (non-2xx, socket) across all runs: "
+        f"{sum(c.get(s, {}).get('errors', 0) for c in summary['cells'] for s in ('modelserve', 'mlserver', 'floor'))}."
+        f" Compute threads inside a modelserve worker (threadpoolctl): {meta['compute_threads']}.",
+        "",
+        "| target (issue 7) | measured | met |",
+        "|---|---:|:---:|",
+    ]
+    for target in summary["targets"]:
+        met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
+        lines.append(f"| {target['target']} | {_num(target['value'], 2)} | {met} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,300 @@
+"""The three servers of the benchmark, each started pinned to the server core.
+
+- modelserve: ``gunicorn -c gunicorn.conf.py "app:create_app()"`` with its production stack
+  (ENVIRONMENT=production, an API key, rate limits on with a limit never reached, metrics,
+  JSON logs and access log, written to a file);
+- the HTTP floor: the same gunicorn.conf.py (worker class, workers, threads, keep-alive)
+  serving :mod:`bench.http_floor`, with no access log and no metrics;
+- MLServer 1.7.1 from its own venv, ``parallel_workers=0``, the same model files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.models import ROW
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+BENCH_KEY = "ms_bench_predict_key_0123456789abcdef"
+ADMIN_KEY = "ms_bench_admin_key_0123456789abcdef"
+NEVER_REACHED = "100000000/minute"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url: str, body: Any, headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, Any]:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST")
+    request.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()[:500]
+
+
+def get(url: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()[:500]
+
+
+def bench_environ(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Server:
+    """A started server process (its own process group), its port and where it logs."""
+
+    name: str
+    port: int
+    log_path: Path
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path = PROJECT_ROOT
+    process: subprocess.Popen | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def start(self, core: int | None) -> float:
+        """Start the process (pinned to ``core``); return the monotonic time it was started at."""
+        command = ["taskset", "-c", str(core), *self.command] if core is not None else self.command
+        log = self.log_path.open("ab")
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        return started
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # What each kind of server is asked; overridden below.
+    def url(self, model: str, batch: bool = False) -> str:
+        raise NotImplementedError
+
+    def body(self, model: str, rows: list[list[float]]) -> Any:
+        raise NotImplementedError
+
+    def check(self, model: str, reply: Any, rows: int) -> None:
+        """Raise unless ``reply`` is a correct answer for ``rows`` iris rows."""
+
+    def wait_until_serving(self, model: str, started: float, timeout: float = 120.0) -> float:
+        """Poll one prediction until it succeeds; return seconds since ``started``."""
+        deadline = time.monotonic() + timeout
+        url, body = self.url(model), self.body(model, [ROW])
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
+            try:
+                status, reply = post(url, body, self.headers, timeout=5)
+                if status == 200:
+                    elapsed = time.monotonic() - started
+                    self.check(model, reply, 1)
+                    return elapsed
+            except OSError:
+                pass
+            time.sleep(0.01)
+        raise TimeoutError(f"{self.name} did not serve {model} within {timeout}s; see {self.log_path}")
+
+
+class ModelServe(Server):
+    def url(self, model: str, batch: bool = False) -> str:
+        base = f"http://127.0.0.1:{self.port}/api/v1"
+        return f"{base}/batch-predict" if batch else f"{base}/predict/{model}"
+
+    def body(self, model: str, rows: list[list[float]]) -> Any:
+        if len(rows) == 1:
+            return {"features": rows[0]}
+        return {"features": rows, "model_name": model}
+
+    def check(self, model: str, reply: Any, rows: int) -> None:
+        if rows == 1:
+            assert reply["prediction_label"] == "setosa" and len(reply["probabilities"]) == 3, reply
+        else:
+            assert reply["count"] == rows and reply["predictions"][0]["prediction_label"] == "setosa", reply
+
+
+class HttpFloor(Server):
+    def url(self, model: str, batch: bool = False) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1/predict/{model}"
+
+    def body(self, model: str, rows: list[list[float]]) -> Any:
+        return {"features": rows[0]}
+
+
+class MLServer(Server):
+    def url(self, model: str, batch: bool = False) -> str:
+        return f"http://127.0.0.1:{self.port}/v2/models/{model}/infer"
+
+    def body(self, model: str, rows: list[list[float]]) -> Any:
+        # Its default output (predict): the cheapest request MLServer answers.
+        return {"inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP64", "data": rows}]}
+
+    def check(self, model: str, reply: Any, rows: int) -> None:
+        output = reply["outputs"][0]
+        assert output["shape"][0] == rows and output["data"][0] == 0, reply
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def modelserve(
+    workdir: Path,
+    model_dir: Path,
+    workers: int,
+    threads: int,
+    worker_class: str,
+    log_name: str = "modelserve",
+    overrides: dict[str, Any] | None = None,
+) -> ModelServe:
+    """modelserve in production mode: keys, rate limits (never reached), metrics, JSON logs to a file."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "api": {
+            "host": "127.0.0.1",
+            "port": port,
+            "workers": workers,
+            "threads": threads,
+            "worker_class": worker_class,
+        },
+        "models": {"model_directory": str(model_dir), "default_model": "iris_lr", "auto_load": True},
+        "logging": {"level": "INFO", "format": "json", "access_log": True},
+        "monitoring": {"enable_metrics": True},
+        "registry": {"state_directory": str(workdir / "state")},
+        "jobs": {"data_directory": str(workdir / "data"), "output_directory": str(workdir / "out")},
+    }
+    digest = hashlib.sha256
+    security = {
+        "security": {
+            "enable_cors": True,
+            "cors_origins": ["http://localhost:3000"],
+            "api_keys": [
+                {"name": "bench", "sha256": digest(BENCH_KEY.encode()).hexdigest(), "roles": ["predict"]},
+                {"name": "bench-admin", "sha256": digest(ADMIN_KEY.encode()).hexdigest(), "roles": ["admin"]},
+            ],
+            "rate_limit_enabled": True,
+            "rate_limits": {"predict": NEVER_REACHED, "batch_predict": NEVER_REACHED},
+            "trusted_models": sorted(_sha256(p) for p in model_dir.glob("*.joblib")),
+        }
+    }
+    overrides = dict(overrides or {})
+    _merge(security["security"], overrides.pop("security", {}))
+    _merge(config, overrides)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    (workdir / "security.yaml").write_text(yaml.safe_dump(security), encoding="utf-8")
+    env = bench_environ(
+        ENVIRONMENT="production",
+        MODELSERVE_CONFIG=str(workdir / "config.yaml"),
+        MODELSERVE_SECURITY_CONFIG=str(workdir / "security.yaml"),
+    )
+    for name in ("API_PORT", "API_HOST", "API_WORKERS", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    return ModelServe(
+        name="modelserve",
+        port=port,
+        log_path=workdir / f"{log_name}.log",
+        command=[str(GUNICORN), "-c", "gunicorn.conf.py", "app:create_app()"],
+        env=env,
+        headers={"X-API-Key": BENCH_KEY},
+    )
+
+
+def http_floor(workdir: Path, workers: int, threads: int, worker_class: str) -> HttpFloor:
+    """The same gunicorn.conf.py and worker settings, serving a constant body; no access log, no metrics."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "api": {
+            "host": "127.0.0.1",
+            "port": port,
+            "workers": workers,
+            "threads": threads,
+            "worker_class": worker_class,
+        },
+        "logging": {"level": "WARNING", "format": "json", "access_log": False},
+        "monitoring": {"enable_metrics": False},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    env = bench_environ(MODELSERVE_CONFIG=str(workdir / "config.yaml"), ENVIRONMENT="development")
+    for name in ("API_PORT", "API_HOST", "API_WORKERS", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    return HttpFloor(
+        name="floor",
+        port=port,
+        log_path=workdir / "floor.log",
+        command=[str(GUNICORN), "-c", "gunicorn.conf.py", "bench.http_floor:app"],
+        env=env,
+    )
+
+
+def mlserver(workdir: Path, venv: Path, repository: Path, log_name: str = "mlserver") -> MLServer:
+    """MLServer 1.7.1 from ``venv``: inference in the server process (``parallel_workers=0``)."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+        "parallel_workers": 0,
+        "debug": False,
+    }
+    (repository / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
+    env = bench_environ(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return MLServer(
+        name="mlserver",
+        port=port,
+        log_path=workdir / f"{log_name}.log",
+        command=[str(venv / "bin" / "mlserver"), "start", str(repository)],
+        env=env,
+        cwd=workdir,
+    )
