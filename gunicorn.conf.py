@@ -27,6 +27,9 @@ threads = _api["threads"]
 timeout = _api["timeout"]
 graceful_timeout = _api["timeout"]
 keepalive = 5
+# gunicorn answers a request line over this with its own HTML 414, before the application
+# sees it; 8190 is gunicorn's maximum (the default, 4094, refused some long query strings).
+limit_request_line = 8190
 preload_app = False
 # gunicorn's control socket (gunicornc) is not used; several servers on one host would share its path.
 control_socket_disable = True
