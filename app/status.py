@@ -45,7 +45,16 @@ def status_report(registry: ModelRegistry, settings: Mapping[str, Any], metrics:
         "counts": metrics.totals() if metrics is not None else None,
         "jobs": _jobs(),
         "config": mask_secrets(settings),
+        "compute_threads": compute_threads(),
     }
+
+
+def compute_threads() -> list[dict[str, Any]]:
+    """The native thread pools loaded in this worker and their sizes (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    keys = ("user_api", "internal_api", "num_threads", "version", "filepath")
+    return [{key: pool.get(key) for key in keys} for pool in threadpool_info()]
 
 
 def _model_entry(served: Any) -> dict[str, Any]:

@@ -68,7 +68,10 @@ def compute_threads(server: Server) -> Any:
     status, body = get(f"http://127.0.0.1:{server.port}/api/v1/status", {"X-API-Key": ADMIN_KEY})
     if status != 200 or not isinstance(body, dict):
         return f"status endpoint answered {status}"
-    return body.get("compute_threads", "not reported")
+    pools = body.get("compute_threads")
+    if not isinstance(pools, list):
+        return "not reported"
+    return ", ".join(f"{p['internal_api']} ({p['user_api']}): {p['num_threads']}" for p in pools)
 
 
 def measure(

@@ -169,3 +169,19 @@ def test_production_without_authentication_stops_gunicorn_with_one_line(tmp_path
     )
     assert done.returncode == 2
     assert "modelserve: invalid configuration: security: production needs authentication" in done.stderr
+
+
+def test_each_worker_computes_with_one_thread(server):
+    """runtime.compute_threads (1): every BLAS and OpenMP pool in every worker, as threadpoolctl sees it."""
+    seen: dict[int, list[dict]] = {}
+    for _ in range(600):
+        assert server.post("/api/v1/predict/iris_xgboost", json={"features": ROW}).status_code == 200
+        status = server.get("/api/v1/status").json()
+        seen[status["worker_pid"]] = status["compute_threads"]
+        if len(seen) == WORKERS:
+            break
+    assert len(seen) == WORKERS
+    for pools in seen.values():
+        apis = {pool["user_api"] for pool in pools}
+        assert {"blas", "openmp"} <= apis, pools  # numpy's BLAS; XGBoost's and scikit-learn's OpenMP
+        assert all(pool["num_threads"] == 1 for pool in pools), pools

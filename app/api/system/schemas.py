@@ -85,6 +85,14 @@ class JobCountsSchema(ma.Schema):
     by_state = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
 
 
+class ThreadPoolSchema(ma.Schema):
+    user_api = ma.fields.String(required=True, metadata={"example": "openmp"})
+    internal_api = ma.fields.String(required=True, metadata={"example": "openmp"})
+    num_threads = ma.fields.Integer(required=True, metadata={"example": 1})
+    version = ma.fields.String(allow_none=True)
+    filepath = ma.fields.String(required=True)
+
+
 class StatusSchema(ma.Schema):
     version = ma.fields.String(required=True)
     environment = ma.fields.String(required=True)
@@ -109,4 +117,12 @@ class StatusSchema(ma.Schema):
     )
     config = ma.fields.Dict(
         required=True, metadata={"description": "The effective configuration, secrets replaced by ********."}
+    )
+    compute_threads = ma.fields.List(
+        ma.fields.Nested(ThreadPoolSchema),
+        required=True,
+        metadata={
+            "description": "The native thread pools (BLAS, OpenMP) loaded in the worker that answered, as "
+            "threadpoolctl sees them: each should use runtime.compute_threads threads."
+        },
     )
