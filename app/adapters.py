@@ -26,6 +26,9 @@ class AdapterSettings:
     #: Threads one prediction may use (OpenMP, BLAS, XGBoost ``nthread``).
     #: One per worker by default: gunicorn workers already use every core.
     compute_threads: int = 1
+    #: Serve tree ensembles through Treelite's GTIL when a model's sidecar does not say
+    #: (``"compiled_trees": true/false``); see :mod:`app.compiled_trees`.
+    compiled_trees: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,18 @@ class ProbabilisticModel(Protocol):
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Return an array of shape (rows, classes), columns as ``describe().classes``."""
         ...
+
+
+@runtime_checkable
+class JointPredictionModel(Protocol):
+    """A classifier whose predictions follow from its probabilities (optional, for speed).
+
+    When a classifier has it, the core calls ``predict_with_proba`` once instead of
+    ``predict`` and ``predict_proba`` one after the other. It must return exactly what
+    those two would: the adapter offers it only when that holds for the model.
+    """
+
+    def predict_with_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class ModelAdapter(Protocol):

@@ -90,6 +90,8 @@ class ApiSection(_Section):
     max_request_size = _int(10 * 1024 * 1024, 1024, 1024**3)
     worker_class = ma.fields.String(load_default="gthread", validate=validate.OneOf(["sync", "gthread"]))
     threads = _int(4, 1, 64)
+    #: Answer well-formed predictions in a WSGI fast lane before Flask (app/fast_predict.py).
+    fast_predictions = _bool(True)
 
 
 class ModelsSection(_Section):
@@ -164,6 +166,8 @@ class RegistrySection(_Section):
 
 class RuntimeSection(_Section):
     compute_threads = _int(1, 1, 256)
+    #: Tree ensembles served through Treelite's GTIL unless a sidecar says otherwise (pip install 'modelserve[trees]').
+    compiled_trees = _bool(False)
 
 
 def _section(schema: type[ma.Schema]) -> ma.fields.Nested:

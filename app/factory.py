@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     limit_compute_threads(settings["runtime"]["compute_threads"])
 
     app = Flask("app")
+    register_fast_predictions(app)  # innermost middleware: ProxyFix (rate_limits) wraps it
     app.config.update(
         MODELSERVE=settings,
         API_TITLE="modelserve",
@@ -79,6 +80,13 @@ def limit_compute_threads(threads: int) -> None:
     threadpool_limits(threads)
 
 
+def register_fast_predictions(app: Flask) -> None:
+    """The prediction endpoints' WSGI fast lane (``api.fast_predictions``; see :mod:`app.fast_predict`)."""
+    from app.fast_predict import FastPredictions
+
+    app.wsgi_app = FastPredictions(app, app.wsgi_app)  # type: ignore[method-assign]
+
+
 def register_hygiene(app: Flask, settings: Mapping[str, Any]) -> None:
     from app.hygiene import register_request_checks
 
@@ -101,7 +109,9 @@ def register_access_control_for(app: Flask, settings: dict[str, Any]) -> None:
 
     security = settings["security"]
     jwt_enabled = configure_jwt(app, security["jwt"])
-    register_access_control(app, Authenticator(security, jwt_enabled), enforce=auth_configured(security))
+    authenticator, enforce = Authenticator(security, jwt_enabled), auth_configured(security)
+    register_access_control(app, authenticator, enforce=enforce)
+    app.extensions["modelserve_auth"] = (authenticator, enforce)
 
 
 def register_rate_limits_for(app: Flask, settings: dict[str, Any]) -> None:
@@ -133,7 +143,11 @@ def register_api(app: Flask) -> None:
 
 def register_services(app: Flask, settings: dict[str, Any]) -> None:
     plugin_dir = Path(settings["plugins"]["directory"])
-    plugins = build_plugin_manager(plugin_dir, AdapterSettings(compute_threads=settings["runtime"]["compute_threads"]))
+    runtime = settings["runtime"]
+    adapter_settings = AdapterSettings(
+        compute_threads=runtime["compute_threads"], compiled_trees=runtime["compiled_trees"]
+    )
+    plugins = build_plugin_manager(plugin_dir, adapter_settings)
     store = build_state_store(settings["registry"])
     trust = TrustPolicy(
         trusted=frozenset(settings["security"]["trusted_models"]),

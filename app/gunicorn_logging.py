@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+import logging
+import time
 from typing import Any
 
 from gunicorn.glogging import Logger
 
-from app.observability import JsonFormatter
+from app.observability import JsonFormatter, iso_timestamp, json_line
 
 
 class JsonLogger(Logger):
@@ -22,9 +22,9 @@ class JsonLogger(Logger):
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not self.cfg.accesslog:
             return
-        headers = dict((name.lower(), value) for name, value in (resp.headers or []))
+        request_id = next((v for k, v in resp.headers or () if k.lower() == "x-request-id"), None)
         entry = {
-            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "timestamp": iso_timestamp(time.time()),
             "level": "INFO",
             "message": "request",
             "logger": "gunicorn.access",
@@ -34,9 +34,24 @@ class JsonLogger(Logger):
             "duration_s": request_time.total_seconds(),
             "bytes": getattr(resp, "sent", None),
             "remote_addr": environ.get("REMOTE_ADDR"),
-            "request_id": headers.get("x-request-id"),
+            "request_id": request_id,
         }
+        log = self.access_log
         try:
-            self.access_log.info(json.dumps(entry))
+            if not log.isEnabledFor(logging.INFO):
+                return
+            line = json_line(entry)
+            handler = log.handlers[0] if len(log.handlers) == 1 and not log.filters else None
+            if type(handler) is logging.StreamHandler and not handler.filters and _message_only(handler):
+                with handler.lock:  # what the handler would write, without a LogRecord per request
+                    handler.stream.write(line + handler.terminator)
+                    handler.stream.flush()
+            else:
+                log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, (), None))
         except Exception:
             self.error_log.exception("could not write an access log line")
+
+
+def _message_only(handler: logging.Handler) -> bool:
+    formatter = handler.formatter
+    return formatter is not None and type(formatter) is logging.Formatter and formatter._fmt == "%(message)s"

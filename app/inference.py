@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from app.errors import InvalidFeatures
-from app.observability import observe_prediction
+from app.observability import FROM_CONTEXT, observe_prediction
 from app.registry import ServedModel
 
 Row = Sequence[float] | Mapping[str, float]
+#: JSON numbers (bool is a subclass of int, but its type is not int).
+_NUMBER_TYPES = frozenset({int, float})
 
 
 def utc_timestamp() -> str:
@@ -28,12 +31,15 @@ def feature_names_of(served: ServedModel) -> list[str] | None:
     return list(names) if names is not None else None
 
 
-def to_matrix(served: ServedModel, rows: Sequence[Row]) -> np.ndarray:
+def to_matrix(served: ServedModel, rows: Sequence[Row] | np.ndarray) -> np.ndarray:
     """Return rows as a float64 matrix in the model's feature order, or raise 422."""
     expected = served.description.n_features
     names = feature_names_of(served)
     if expected is None and names is not None:
         expected = len(names)
+    matrix = _plain_matrix(rows, expected)
+    if matrix is not None:
+        return matrix
     ordered: list[Sequence[float]] = []
     for index, row in enumerate(rows):
         where = f"row {index}: " if len(rows) > 1 else ""
@@ -62,11 +68,51 @@ def to_matrix(served: ServedModel, rows: Sequence[Row]) -> np.ndarray:
     return matrix
 
 
-def _label(served: ServedModel, index: int, classes: Sequence[Any]) -> str:
-    if served.labels is not None:
-        return served.labels[index]
-    value = classes[index]
-    return str(value.item() if hasattr(value, "item") else value)
+def _plain_matrix(rows: Sequence[Row] | np.ndarray, expected: int | None) -> np.ndarray | None:
+    """The common case in one step: a numeric 2-D array, or lists of numbers of the expected length.
+
+    Anything else (named features, a wrong length, ragged rows) returns None and
+    goes through the row-by-row checks, which say precisely what is wrong.
+    """
+    if isinstance(rows, np.ndarray):
+        if rows.ndim == 2 and rows.dtype.kind in "iuf" and (expected is None or rows.shape[1] == expected):
+            return np.ascontiguousarray(rows, dtype=np.float64)
+        return None
+    if not rows or not isinstance(rows, list) or set(map(type, rows)) != {list}:
+        return None
+    lengths = set(map(len, rows))
+    if len(lengths) != 1 or (expected is not None and lengths != {expected}):
+        return None
+    if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
+        return None
+    try:
+        return np.array(rows, dtype=np.float64)
+    except (OverflowError, ValueError):
+        return None
+
+
+def label_table(served: ServedModel) -> list[str] | None:
+    """Each class index's label: the sidecar's labels, else the class values as text (cached per model)."""
+    table = served.cache.get("labels")
+    if table is None:
+        classes = list(served.description.classes or [])
+        if served.labels is not None:
+            table = list(served.labels)
+        elif classes:
+            table = [str(c.item() if hasattr(c, "item") else c) for c in classes]
+        else:
+            table = []
+        served.cache["labels"] = table
+    return table or None
+
+
+def class_positions(served: ServedModel) -> dict[Any, int]:
+    positions = served.cache.get("positions")
+    if positions is None:
+        classes = list(served.description.classes or [])
+        positions = {(c.item() if hasattr(c, "item") else c): i for i, c in enumerate(classes)}
+        served.cache["positions"] = positions
+    return positions
 
 
 def _check_finite(served: ServedModel, raw: np.ndarray, proba: np.ndarray | None) -> None:
@@ -81,34 +127,63 @@ def _check_finite(served: ServedModel, raw: np.ndarray, proba: np.ndarray | None
         )
 
 
+def run_model(served: ServedModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model's predictions and, for classifiers that have them, probabilities: one call when it can."""
+    if served.predict_proba is not None:  # also gives batch results their confidence
+        joint = getattr(served.model, "predict_with_proba", None)
+        if joint is not None:
+            raw, proba = joint(X)
+            return np.asarray(raw), np.asarray(proba, dtype=np.float64)
+        raw = np.asarray(served.model.predict(X))
+        return raw, np.asarray(served.predict_proba(X), dtype=np.float64)
+    return np.asarray(served.model.predict(X)), None
+
+
 def predict_rows(served: ServedModel, rows: Sequence[Row], with_probabilities: bool) -> tuple[list[dict], float]:
     """Predict every row; return one result dict per row and the seconds the model took."""
-    X = to_matrix(served, rows)
-    with observe_prediction(served.name, *X.shape) as timing:
-        raw = np.asarray(served.model.predict(X))
-        proba = None
-        if served.predict_proba is not None:  # also gives batch results their confidence
-            proba = np.asarray(served.predict_proba(X), dtype=np.float64)
+    return predict_matrix(served, to_matrix(served, rows), with_probabilities)
+
+
+def predict_matrix(
+    served: ServedModel,
+    X: np.ndarray,
+    with_probabilities: bool,
+    metrics: Any = FROM_CONTEXT,
+    user_id: Any = FROM_CONTEXT,
+    request_id: str | None = None,
+) -> tuple[list[dict], float]:
+    """Predict a checked float64 matrix; return one result dict per row and the seconds the model took.
+
+    ``metrics``, ``user_id`` and ``request_id`` come from the Flask request when
+    not given (the WSGI fast lane of :mod:`app.fast_predict` passes them).
+    """
+    observed = observe_prediction(served.name, *X.shape, metrics=metrics, user_id=user_id, request_id=request_id)
+    with observed as timing:
+        raw, proba = run_model(served, X)
     elapsed = timing.seconds
     served.count(len(X))
     _check_finite(served, raw, proba)
 
     if served.description.task == "regression":
-        return [{"prediction": float(v), "confidence": None} for v in raw.reshape(len(X), -1)[:, 0]], elapsed
+        numbers = raw.reshape(len(X), -1)[:, 0].astype(np.float64).tolist()
+        return [{"prediction": v, "confidence": None} for v in numbers], elapsed
 
-    classes = list(served.description.classes or [])
-    position = {(c.item() if hasattr(c, "item") else c): i for i, c in enumerate(classes)}
-    results = []
-    for i, value in enumerate(raw.tolist()):
-        index = position.get(value)
-        if index is None:
-            index = int(np.argmax(proba[i])) if proba is not None else int(value)
-        result: dict[str, Any] = {
-            "prediction": index,
-            "prediction_label": _label(served, index, classes) if classes or served.labels else str(value),
-            "confidence": float(proba[i].max()) if proba is not None else None,
-        }
-        if with_probabilities and proba is not None:
-            result["probabilities"] = [float(p) for p in proba[i]]
-        results.append(result)
+    positions = class_positions(served)
+    values = raw.tolist()
+    indices = [positions.get(v) for v in values]
+    if None in indices:  # a value that is not a class: the most probable class, else the value itself
+        indices = [
+            i if i is not None else (int(np.argmax(proba[row])) if proba is not None else int(values[row]))
+            for row, i in enumerate(indices)
+        ]
+    table = label_table(served)
+    labels = [table[i] for i in indices] if table is not None else [str(v) for v in values]
+    confidences = proba.max(axis=1).tolist() if proba is not None else [None] * len(values)
+    results = [
+        {"prediction": i, "prediction_label": label, "confidence": c}
+        for i, label, c in zip(indices, labels, confidences, strict=True)
+    ]
+    if with_probabilities and proba is not None:
+        for result, p in zip(results, proba.tolist(), strict=True):
+            result["probabilities"] = p
     return results, elapsed

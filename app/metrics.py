@@ -102,6 +102,8 @@ class Metrics:
         )
         self._exporter = PrometheusMetrics(app=None, path=None, export_defaults=False, registry=r)
         self._models: set[str] = set()
+        #: Labelled children by label values: ``labels()`` validates and locks on every call.
+        self._children: dict[tuple, Any] = {}
         self._cpu = system_stats.CpuMeter()
 
     # --- recording ----------------------------------------------------------
@@ -110,16 +112,25 @@ class Metrics:
         """``name`` when this worker loaded a model of that name, else ``unknown``."""
         return name if name in self._models else UNKNOWN_MODEL
 
+    def _child(self, family: Any, *values: str) -> Any:
+        key = (id(family), *values)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) > 10_000:  # label values are bounded; this only guards memory
+                self._children.clear()
+            child = self._children[key] = family.labels(*values)
+        return child
+
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float | None) -> None:
-        self.requests.labels(method, endpoint, str(status)).inc()
+        self._child(self.requests, method, endpoint, str(status)).inc()
         if seconds is not None:
-            self.request_duration.labels(method, endpoint).observe(seconds)
+            self._child(self.request_duration, method, endpoint).observe(seconds)
 
     def observe_prediction(self, model_name: str, seconds: float, rows: int, ok: bool) -> None:
         label = self.model_label(model_name)
-        self.predictions.labels(label, "success" if ok else "error").inc(rows)
+        self._child(self.predictions, label, "success" if ok else "error").inc(rows)
         if ok:
-            self.prediction_duration.labels(label).observe(seconds)
+            self._child(self.prediction_duration, label).observe(seconds)
 
     def observe_model_load(self, name: str, seconds: float | None, ok: bool = True) -> None:
         if ok:

@@ -43,6 +43,8 @@ class SidecarSchema(ma.Schema):
     n_features = ma.fields.Integer(strict=True, validate=validate.Range(min=1))
     #: False keeps the file out of start-up loading; it can still be loaded through the API.
     auto_load = StrictBoolean()
+    #: Serve a tree ensemble through Treelite's GTIL (overrides runtime.compiled_trees).
+    compiled_trees = StrictBoolean()
 
 
 def sidecar_path(model_file: Path) -> Path:

@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from werkzeug.wrappers import Response
 
@@ -29,23 +29,35 @@ WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
+def iso_timestamp(seconds: float) -> str:
+    """``2026-11-27T22:04:03.879Z`` for a ``time.time()`` value."""
+    whole = int(seconds)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(whole))}.{int((seconds - whole) * 1000):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: timestamp, level, message, request_id, and any ``extra`` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "timestamp": iso_timestamp(record.created),
             "level": record.levelname,
             "message": record.getMessage(),
             "logger": record.name,
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+            if key not in _STANDARD_ATTRS and key[0] != "_":
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        return json_line(entry)
+
+
+def json_line(entry: dict[str, Any]) -> str:
+    """One log line: orjson (what it cannot encode, as text), else the standard library for odd keys."""
+    try:
+        return orjson.dumps(entry, default=str).decode()
+    except TypeError:  # keys that are not strings, integers beyond 64 bits
         return json.dumps(entry, default=str)
 
 
@@ -65,6 +77,7 @@ def configure_logging(level: str, fmt: str) -> None:
         if fmt == "json"
         else logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
     )
+    handler.modelserve_json = fmt == "json"  # type: ignore[attr-defined]  # see log_json_line
     logger = logging.getLogger("app")
     logger.handlers[:] = [handler]
     logger.setLevel(level)
@@ -91,15 +104,30 @@ class PredictionTiming:
     seconds: float = 0.0
 
 
+#: "Take it from the Flask request being handled" (the default of :func:`observe_prediction`).
+FROM_CONTEXT: Any = object()
+
+
 @contextmanager
-def observe_prediction(model_name: str, rows: int, features: int) -> Iterator[PredictionTiming]:
+def observe_prediction(
+    model_name: str,
+    rows: int,
+    features: int,
+    metrics: Any = FROM_CONTEXT,
+    user_id: Any = FROM_CONTEXT,
+    request_id: str | None = None,
+) -> Iterator[PredictionTiming]:
     """Time the model call in the ``with`` block; count it in the metrics and log "Prediction completed".
 
     A model that raises is counted as a failed prediction (``status="error"``)
-    and the exception goes on to the error handler.
+    and the exception goes on to the error handler. ``metrics``, ``user_id`` and
+    ``request_id`` default to the current application's and request's.
     """
     timing = PredictionTiming()
-    metrics = current_app.extensions.get(METRICS_EXTENSION) if has_app_context() else None
+    if metrics is FROM_CONTEXT:
+        metrics = current_app.extensions.get(METRICS_EXTENSION) if has_app_context() else None
+    if user_id is FROM_CONTEXT:
+        user_id = g.get("user_id") if has_request_context() else None
     started = time.perf_counter()
     try:
         yield timing
@@ -115,8 +143,49 @@ def observe_prediction(model_name: str, rows: int, features: int) -> Iterator[Pr
         "model_name": model_name,
         "prediction_time": timing.seconds,
         "features_count": features,
-        "user_id": g.get("user_id") if has_request_context() else None,
+        "user_id": user_id,
     }
     if rows != 1:
         fields["rows"] = rows
-    prediction_log.info("Prediction completed", extra=fields)
+    if request_id is not None:
+        fields["request_id"] = request_id
+    log_json_line(prediction_log, "Prediction completed", fields)
+
+
+def log_json_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """``logger.info(message, extra=fields)``, for the lines every request writes.
+
+    When the only handler the record would reach is the JSON handler that
+    :func:`configure_logging` installed, the line it would print is written
+    straight to its stream: the same JSON object, without building a LogRecord
+    and walking the stack for the caller's file and line, which no format here
+    prints. Any other set-up (more handlers, filters, text format) gets the record.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _only_json_handler(logger)
+    if handler is None:
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, (), None, extra=fields))
+        return
+    entry = {"timestamp": iso_timestamp(time.time()), "level": "INFO", "message": message, "logger": logger.name}
+    entry.update(fields)
+    if "request_id" not in entry:
+        entry["request_id"] = g.get("request_id") if has_request_context() else None
+    line = json_line(entry) + handler.terminator
+    with handler.lock:
+        handler.stream.write(line)
+        handler.stream.flush()
+
+
+def _only_json_handler(logger: logging.Logger) -> logging.StreamHandler | None:
+    if logger.handlers or logger.filters or not logger.propagate:
+        return None
+    parent = logger.parent
+    if parent is None or parent.propagate or parent.filters or len(parent.handlers) != 1:
+        return None
+    handler = parent.handlers[0]
+    if not getattr(handler, "modelserve_json", False) or handler.level > logging.INFO:
+        return None
+    if len(handler.filters) != 1 or type(handler.filters[0]) is not RequestIdFilter:
+        return None
+    return handler  # type: ignore[return-value]

@@ -70,6 +70,8 @@ class ServedModel:
     version_mismatch: dict[str, dict[str, str]] = field(default_factory=dict)
     prediction_count: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    #: Per-version values the hot path derives once (label table, class positions).
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
     _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

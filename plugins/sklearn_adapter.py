@@ -6,6 +6,7 @@ scikit-learn is imported when the first model loads, not at start-up.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from app.adapters import AdapterSettings, ModelDescription
 #: sklearn warns on every call when a model fitted with feature names gets a
 #: plain array; the core has already put the features in the model's order.
 _FEATURE_NAME_WARNING = "X does not have valid feature names"
+log = logging.getLogger("app.adapters.sklearn")
 
 
 def _qualified_name(obj: Any) -> str:
@@ -27,16 +29,39 @@ def _qualified_name(obj: Any) -> str:
 
 
 class SklearnModel:
-    """A fitted estimator (or pipeline) behind the core's LoadedModel contract."""
+    """A fitted estimator (or pipeline) behind the core's LoadedModel contract.
 
-    def __init__(self, estimator: Any):
+    The core has already checked the features (count, finite numbers, order), so
+    for the estimator types below (LogisticRegression, forests and trees) the model is
+    called without scikit-learn's per-call input validation, which is most of a
+    single-row prediction's time. A fast path is used only if it gives exactly the
+    estimator's own answers on probe rows when the model loads.
+    """
+
+    def __init__(self, estimator: Any, compiled: Any = None):
         self.estimator = estimator
         self._named = hasattr(estimator, "feature_names_in_")
-        if getattr(estimator, "_estimator_type", None) == "classifier" or hasattr(estimator, "classes_"):
-            proba = getattr(estimator, "predict_proba", None)
-            if proba is not None:
-                self.predict_proba = self._quiet(proba)
-        self._predict = self._quiet(estimator.predict)
+        self.kernel = "sklearn"
+        is_classifier = getattr(estimator, "_estimator_type", None) == "classifier" or hasattr(estimator, "classes_")
+        proba = getattr(estimator, "predict_proba", None) if is_classifier else None
+        plain_predict = self._quiet(estimator.predict)
+        plain_proba = self._quiet(proba) if proba is not None else None
+        fast = _verified(compiled, estimator, plain_predict, plain_proba) if compiled is not None else None
+        if fast is not None:
+            self.kernel = "treelite-gtil"
+        else:
+            fast = _verified(_internal_kernel(estimator), estimator, plain_predict, plain_proba)
+            if fast is not None:
+                self.kernel = fast.name
+        if fast is not None:
+            self._predict = fast.predict
+            if plain_proba is not None:
+                self.predict_proba = fast.predict_proba
+                self.predict_with_proba = fast.predict_with_proba
+        else:
+            self._predict = plain_predict
+            if plain_proba is not None:
+                self.predict_proba = plain_proba
 
     def _quiet(self, method: Any) -> Any:
         if not self._named:
@@ -62,7 +87,131 @@ class SklearnModel:
             n_features=getattr(est, "n_features_in_", None),
             feature_names=[str(n) for n in names] if names is not None else None,
             classes=list(classes) if classes is not None else None,
+            extra={"kernel": self.kernel},
         )
+
+
+class _Kernel:
+    """Predictions computed from one probability (or decision) call: ``predict`` follows from it."""
+
+    def __init__(self, name: str, proba: Any, classes: np.ndarray | None, predict: Any = None):
+        self.name = name
+        self._proba = proba
+        self.classes = classes
+        self._predict = predict
+
+    def predict_with_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._predict is not None:
+            return self._predict(X)
+        proba = self._proba(X)
+        return self.classes.take(proba.argmax(axis=1)), proba
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.predict_with_proba(X)[1]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.classes is None:  # a regressor
+            return self._proba(X)
+        return self.predict_with_proba(X)[0]
+
+
+def _internal_kernel(estimator: Any) -> _Kernel | None:
+    """scikit-learn's own arithmetic without its input checks, for estimator types whose internals we know."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+
+    kind = type(estimator)
+    if kind is LogisticRegression and isinstance(getattr(estimator, "coef_", None), np.ndarray):
+        return _logistic_kernel(estimator)
+    if kind in (RandomForestClassifier, ExtraTreesClassifier) and getattr(estimator, "n_outputs_", 0) == 1:
+        return _trees_kernel("forest-internals", [e.tree_ for e in estimator.estimators_], estimator)
+    if kind in (DecisionTreeClassifier, ExtraTreeClassifier) and getattr(estimator, "n_outputs_", 0) == 1:
+        return _trees_kernel("tree-internals", [estimator.tree_], estimator)
+    return None
+
+
+def _logistic_kernel(estimator: Any) -> _Kernel:
+    """LogisticRegression's decision_function, predict and predict_proba, from one matrix product."""
+    from scipy.special import expit
+
+    coef_t = estimator.coef_.T
+    intercept = estimator.intercept_
+    classes = estimator.classes_
+    binary = classes.size <= 2
+
+    def both(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = X @ coef_t + intercept
+        if binary:
+            scores = scores.reshape(-1)
+            positive = expit(scores)
+            return classes.take((scores > 0).astype(np.intp)), np.vstack([1 - positive, positive]).T
+        return classes.take(scores.argmax(axis=1)), _softmax(scores)
+
+    return _Kernel("logistic-internals", None, classes, predict=both)
+
+
+def _softmax(X: np.ndarray) -> np.ndarray:
+    """``sklearn.utils.extmath.softmax(X, copy=False)``'s arithmetic for NumPy arrays, in place."""
+    X -= X.max(axis=1).reshape((-1, 1))
+    np.exp(X, out=X)
+    X /= X.sum(axis=1).reshape((-1, 1))
+    return X
+
+
+def _trees_kernel(name: str, trees: list[Any], estimator: Any) -> _Kernel:
+    """A forest's predict_proba as scikit-learn computes it (float32 input, trees summed in order)."""
+    n_classes = int(estimator.n_classes_)
+    count = len(trees)
+
+    def proba(X: np.ndarray) -> np.ndarray:
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
+        out = np.zeros((X32.shape[0], n_classes), dtype=np.float64)
+        for tree in trees:
+            out += tree.predict(X32)[:, :n_classes]
+        if count > 1:
+            out /= count
+        return out
+
+    return _Kernel(name, proba, estimator.classes_)
+
+
+def _compiled_kernel(predictor: Any, estimator: Any) -> _Kernel:
+    classes = getattr(estimator, "classes_", None)
+    return _Kernel("treelite-gtil", predictor.predict, classes)
+
+
+def _verified(kernel: _Kernel | None, estimator: Any, predict: Any, proba: Any) -> _Kernel | None:
+    """``kernel`` if it answers as the estimator does on probe rows (the compiled one to 1e-6), else None."""
+    if kernel is None:
+        return None
+    n_features = getattr(estimator, "n_features_in_", None)
+    if not n_features:
+        return None
+    from app.compiled_trees import TOLERANCE, probe_rows
+
+    rows = probe_rows(int(n_features))
+    exact = kernel.name != "treelite-gtil"
+    try:
+        if kernel.classes is None:
+            ours, theirs = kernel.predict(rows), predict(rows)
+            same = np.allclose(ours, theirs, rtol=0, atol=0 if exact else TOLERANCE)
+        else:
+            labels, probabilities = kernel.predict_with_proba(rows)
+            same = bool(np.array_equal(labels, predict(rows)))
+            if proba is not None:
+                reference = proba(rows)
+                same = same and (
+                    np.array_equal(probabilities, reference)
+                    if exact
+                    else np.allclose(probabilities, reference, rtol=0, atol=TOLERANCE)
+                )
+    except Exception:  # the kernel does not fit this estimator after all
+        same = False
+    if not same:
+        log.warning("%s: the %s fast path disagrees with scikit-learn; serving the plain model", estimator, kernel.name)
+        return None
+    return kernel
 
 
 def _limit_jobs(estimator: Any, threads: int) -> None:
@@ -96,7 +245,13 @@ class SklearnAdapter:
         if not callable(getattr(estimator, "predict", None)):
             raise TypeError(f"{path.name} holds a {type(estimator).__name__}, which has no predict method")
         _limit_jobs(estimator, self.settings.compute_threads)
-        return SklearnModel(estimator)
+        compiled = None
+        if metadata.get("compiled_trees", self.settings.compiled_trees):
+            from app.compiled_trees import compile_trees
+
+            predictor = compile_trees(estimator, "sklearn", self.settings.compute_threads)
+            compiled = _compiled_kernel(predictor, estimator) if predictor is not None else None
+        return SklearnModel(estimator, compiled)
 
     @staticmethod
     def _load_skops(path: Path, metadata: Mapping[str, Any]) -> Any:

@@ -1,15 +1,23 @@
 """Built-in adapter for XGBoost: native ``.json``/``.ubj`` boosters (no pickle involved)
 and, when asked with ``model_type: xgboost``, pickled XGBClassifier/XGBRegressor.
 
-Predictions use ``inplace_predict`` (no DMatrix per call) with ``nthread``
-pinned to the configured compute threads: with several workers, XGBoost's
-default of one thread per core makes every worker fight for every core.
+Predictions use ``inplace_predict``'s C function (no DMatrix per call) with
+``nthread`` pinned to the configured compute threads: with several workers,
+XGBoost's default of one thread per core makes every worker fight for every
+core. The C function is called directly (``XGBoosterPredictFromDense``, the
+one ``inplace_predict`` calls) because the Python wrapper costs more than the
+trees for a single row; the direct call is used only if it answers exactly as
+``inplace_predict`` on probe rows when the model loads. With
+``"compiled_trees": true`` Treelite's GTIL predicts instead (see
+:mod:`app.compiled_trees`), if it agrees with XGBoost to 1e-6.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,12 +28,63 @@ from app import hookimpl
 from app.adapters import AdapterSettings, ModelDescription
 
 CLASSIFIER_PREFIXES = ("binary:", "multi:")
+log = logging.getLogger("app.adapters.xgboost")
+
+
+class _DirectPredict:
+    """``Booster.inplace_predict(X)`` for a C-contiguous float64 matrix, minus the wrapper's per-call work."""
+
+    def __init__(self, booster: Any, iteration_range: tuple[int, int]):
+        from xgboost import core
+
+        self._booster = booster
+        self._lib = core._LIB
+        self._check = core._check_call
+        self._ulong = core.c_bst_ulong
+        self._args = core.make_jcargs(
+            type=0,
+            training=False,
+            iteration_begin=int(iteration_range[0]),
+            iteration_end=int(iteration_range[1]),
+            missing=np.nan,
+            strict_shape=False,
+            cache_id=0,
+        )
+        self._no_proxy = ctypes.c_void_p()
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        rows, columns = X.shape
+        interface = b'{"data":[%d,true],"shape":[%d,%d],"strides":null,"typestr":"<f8","version":3}' % (
+            X.ctypes.data,
+            rows,
+            columns,
+        )
+        shape = ctypes.POINTER(self._ulong)()
+        dims = self._ulong()
+        preds = ctypes.POINTER(ctypes.c_float)()
+        self._check(
+            self._lib.XGBoosterPredictFromDense(
+                self._booster.handle,
+                interface,
+                self._args,
+                self._no_proxy,
+                ctypes.byref(shape),
+                ctypes.byref(dims),
+                ctypes.byref(preds),
+            )
+        )
+        out_shape = tuple(int(shape[i]) for i in range(dims.value))
+        # The buffer belongs to the booster (per thread) and is reused by its next prediction: copy it.
+        return np.ctypeslib.as_array(preds, shape=out_shape).copy()
 
 
 class XGBoostModel:
     """A Booster behind the core's LoadedModel contract."""
 
-    def __init__(self, booster: Any, classes: list[Any] | None, model_class: str):
+    def __init__(
+        self, booster: Any, classes: list[Any] | None, model_class: str, compiled: Any = None, threads: int = 1
+    ):
         self.booster = booster
         self.model_class = model_class
         config = json.loads(booster.save_config())
@@ -36,14 +95,46 @@ class XGBoostModel:
         # A model trained with early stopping predicts with its best trees only, as XGBoost's own predict does.
         best = booster.attr("best_iteration")
         self._iteration_range = (0, int(best) + 1) if best is not None else (0, 0)
+        self.kernel = "inplace_predict"
+        self._fast = self._choose_kernel(compiled, threads)
         if self.is_classifier:
             count = self.num_class if self.num_class > 1 else 2
             self.classes = classes if classes is not None else list(range(count))
             if self.objective != "multi:softmax" and self.objective != "binary:hinge":
                 self.predict_proba = self._predict_proba
+                self.predict_with_proba = self._predict_with_proba
+
+    def _inplace(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.inplace_predict(X, iteration_range=self._iteration_range))
+
+    def _choose_kernel(self, compiled_wanted: bool, threads: int) -> Any:
+        """The fastest way to the booster's outputs that answers as ``inplace_predict`` on probe rows."""
+        from app.compiled_trees import TOLERANCE, compile_trees, probe_rows
+
+        rows = probe_rows(self.booster.num_features())
+        reference = self._inplace(rows)
+        candidates = []
+        if compiled_wanted:
+            predictor = compile_trees(self.booster, "xgboost", threads)
+            if predictor is not None:
+                candidates.append(("treelite-gtil", predictor.predict, TOLERANCE))
+        try:
+            candidates.append(("direct", _DirectPredict(self.booster, self._iteration_range), 0.0))
+        except Exception as exc:  # another XGBoost layout: the public call
+            log.warning("XGBoost's C prediction function is not reachable (%s); using inplace_predict", exc)
+        for name, predict, tolerance in candidates:
+            try:
+                ours = np.asarray(predict(rows), dtype=np.float64).reshape(reference.shape)
+                if np.allclose(ours, reference, rtol=0, atol=tolerance):
+                    self.kernel = name
+                    return predict
+            except Exception as exc:
+                log.warning("XGBoost %s prediction failed on probe rows (%s)", name, exc)
+            log.warning("XGBoost %s prediction disagrees with inplace_predict; not using it", name)
+        return self._inplace
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.booster.inplace_predict(X, iteration_range=self._iteration_range))
+        return self._fast(X)
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         out = self._raw(X)
@@ -52,6 +143,11 @@ class XGBoostModel:
         if out.ndim == 1:  # binary: probability of the positive class
             return np.column_stack([1.0 - out, out])
         return out
+
+    def _predict_with_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What predict and predict_proba give, from one pass over the trees."""
+        proba = self._predict_proba(X)
+        return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)], proba
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         if not self.is_classifier:
@@ -70,7 +166,7 @@ class XGBoostModel:
             n_features=self.booster.num_features(),
             feature_names=list(names) if names else None,
             classes=self.classes if self.is_classifier else None,
-            extra={"objective": self.objective, "trees": self.booster.num_boosted_rounds()},
+            extra={"objective": self.objective, "trees": self.booster.num_boosted_rounds(), "kernel": self.kernel},
         )
 
 
@@ -103,7 +199,8 @@ class XGBoostAdapter:
             found = getattr(estimator, "classes_", None)
             classes = [c.item() if hasattr(c, "item") else c for c in found] if found is not None else None
         booster.set_param({"nthread": self.settings.compute_threads})
-        return XGBoostModel(booster, classes, model_class)
+        compiled = bool(metadata.get("compiled_trees", self.settings.compiled_trees))
+        return XGBoostModel(booster, classes, model_class, compiled, self.settings.compute_threads)
 
 
 @hookimpl

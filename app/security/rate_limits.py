@@ -8,6 +8,7 @@ counters are per worker; ``redis://`` makes them hold across workers and replica
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, g, request
@@ -16,6 +17,37 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.security.policy import RATE_ATTR
 
 log = logging.getLogger(__name__)
+
+
+#: The scheme of :class:`LeanMemoryStorage`, used when the configuration says ``memory://``.
+LEAN_MEMORY = "modelserve-memory"
+
+
+def _lean_memory_storage() -> type:
+    """limits' MemoryStorage without a timer thread per burst of hits (created on first use).
+
+    MemoryStorage starts a ``threading.Timer`` (a new thread) whenever a hit
+    finds the previous one finished: about a hundred thread starts a second
+    under steady load, each costing more than the hit itself. Expired counters
+    are already ignored when read; here they are also swept inline, at most
+    once a second, by the hit that finds the sweep due.
+    """
+    from limits.storage import MemoryStorage
+
+    class LeanMemoryStorage(MemoryStorage):
+        STORAGE_SCHEME = [LEAN_MEMORY]  # registers the scheme with limits
+
+        def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any) -> None:
+            super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+            self._next_sweep = 0.0
+
+        def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the timer-thread scheduler
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._next_sweep = now + 1.0
+                self._MemoryStorage__expire_events()
+
+    return LeanMemoryStorage
 
 
 def rate_limit_key() -> str:
@@ -38,9 +70,13 @@ def register_rate_limits(app: Flask, security: dict[str, Any]) -> Any:
         log.warning("rate limit %s exceeded for %s", limit.limit, rate_limit_key())
         count_rate_limit_rejection()
 
+    storage_uri = security["rate_limit_storage"]
+    if storage_uri == "memory://":
+        _lean_memory_storage()
+        storage_uri = f"{LEAN_MEMORY}://"
     limiter = Limiter(
         key_func=rate_limit_key,
-        storage_uri=security["rate_limit_storage"],
+        storage_uri=storage_uri,
         headers_enabled=True,
         strategy="fixed-window",
         on_breach=breached,

@@ -40,15 +40,14 @@ def test_validation_message_says_which_field(client):
     assert body["message"].startswith("json.features: Feature 1 must be a number")
 
 
-def test_unhandled_exception_is_a_json_500_without_traceback(app, monkeypatch):
-    from app import inference
-
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-lane", "flask"])
+def test_unhandled_exception_is_a_json_500_without_traceback(make_app, monkeypatch, fast):
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("app.api.predictions.resources.predict_rows", explode)
-    assert inference  # the module stays importable
-    body = assert_error(app.test_client().post("/api/v1/predict", json={"features": ROW}), 500)
+    monkeypatch.setattr("app.inference.run_model", explode)  # the model call, on either path
+    client = make_app(api={"fast_predictions": fast}).test_client()
+    body = assert_error(client.post("/api/v1/predict", json={"features": ROW}), 500)
     assert "secret internals" not in str(body)
 
 

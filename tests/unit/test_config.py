@@ -60,6 +60,7 @@ def test_defaults(environ):
         "max_request_size": 10 * 1024 * 1024,
         "worker_class": "gthread",
         "threads": 4,
+        "fast_predictions": True,
     }
     assert config["models"] == {
         "auto_load": True,
@@ -79,7 +80,7 @@ def test_defaults(environ):
         "redis_prefix": "modelserve",
         "sync_interval_ms": 0,
     }
-    assert config["runtime"] == {"compute_threads": 1}
+    assert config["runtime"] == {"compute_threads": 1, "compiled_trees": False}
 
 
 def test_project_config_files_are_read_when_no_file_is_named():

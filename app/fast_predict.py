@@ -1,0 +1,392 @@
+"""The prediction endpoints' fast lane: a well-formed prediction answered without Flask's request machinery.
+
+A single-row prediction's own work is tens of microseconds; Flask's request
+context, webargs and marshmallow, flask-limiter's bookkeeping and the response
+schema cost several times that. This WSGI layer sits in front of the Flask
+application and answers ``POST /api/v1/predict``, ``/api/v1/predict/{name}``
+and ``/api/v1/batch-predict`` itself when the request is one it can answer
+exactly as the Flask views would, with the same stack: the API key and role
+check, the rate limit (same storage, same keys, same headers), the registry,
+:func:`app.inference.predict_matrix` (metrics and the "Prediction completed"
+log line), the request id, CORS and ``nosniff`` headers, the request metrics.
+
+Everything else goes to Flask untouched, which is also how every error keeps
+its one shape: the lane first checks, without side effects, that the request
+is well-formed (content type and length, JSON that orjson parses, known fields,
+numbers only, the model's feature count, a valid API key with the role, a model
+that resolves); any doubt hands the request, body restored, to Flask. After
+that, only three things can happen: a breached rate limit (handed to Flask,
+which refuses it with its 429: with fixed windows the extra count changes
+nothing), a model that overflows (422) or raises (500), which are answered
+here in the error shape of :mod:`app.errors`. Batch features are checked and
+converted as one array instead of field by field. ``api.fast_predictions:
+false`` turns the lane off.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import orjson
+from flask import Flask
+from werkzeug.exceptions import default_exceptions
+from werkzeug.http import HTTP_STATUS_CODES
+
+from app.api.fields import MAX_BATCH_ROWS, MAX_FEATURES
+from app.errors import ApiError
+from app.extensions import _summary
+from app.inference import _plain_matrix, feature_names_of, predict_matrix, utc_timestamp
+from app.observability import METRICS_EXTENSION, REQUEST_ID_HEADER, WELL_FORMED_ID
+from app.validation import is_valid_name
+
+log = logging.getLogger(__name__)
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+PREFIX = "/api/v1/"
+SINGLE_FIELDS = frozenset({"features", "model_name", "return_probabilities"})
+PATH_FIELDS = frozenset({"features", "return_probabilities"})
+BATCH_FIELDS = SINGLE_FIELDS
+#: The routes the lane answers: path -> (Flask endpoint, route template for metrics).
+ROUTES = {
+    "predict": ("predictions.Predict", "/api/v1/predict"),
+    "predict_path": ("predictions.PredictWithModel", "/api/v1/predict/{model_name}"),
+    "batch": ("predictions.BatchPredict", "/api/v1/batch-predict"),
+}
+_JSON_TYPE = re.compile(r"^application/json\s*(;\s*charset=\"?utf-8\"?\s*)?$", re.IGNORECASE)
+_DUMP = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+class Fallback(Exception):
+    """Not a request the lane answers exactly as Flask would: Flask answers it."""
+
+
+class FastPredictions:
+    """WSGI middleware: the prediction endpoints' common case, else the wrapped Flask application."""
+
+    def __init__(self, app: Flask, downstream: WSGIApp):
+        self.app = app
+        self.downstream = downstream
+        self._setup: _Setup | None = None
+        self._setup_failed = False
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") != "POST" or not path.startswith(PREFIX) or self._setup_failed:
+            return self.downstream(environ, start_response)
+        route, name = _route(path[len(PREFIX) :])
+        if route is None:
+            return self.downstream(environ, start_response)
+        setup = self._setup or self._prepare()
+        if setup is None:
+            return self.downstream(environ, start_response)
+        started = time.perf_counter()
+        body: bytes | None = None
+        try:
+            body = _read_body(environ, setup.max_request_size)
+            request = setup.check(route, name, environ, body)
+        except Fallback:
+            if body is not None:
+                environ["wsgi.input"] = io.BytesIO(body)
+            return self.downstream(environ, start_response)
+        return setup.answer(request, environ, start_response, started, self.downstream, body)
+
+    def _prepare(self) -> _Setup | None:
+        try:
+            self._setup = _Setup(self.app)
+        except Fallback as reason:
+            log.info("prediction fast lane off: %s", reason)
+            self._setup_failed = True
+            return None
+        except Exception:
+            log.exception("prediction fast lane off: it could not read the application's settings")
+            self._setup_failed = True
+            return None
+        return self._setup
+
+
+def _route(rest: str) -> tuple[str | None, str | None]:
+    if rest == "predict":
+        return "predict", None
+    if rest == "batch-predict":
+        return "batch", None
+    if rest.startswith("predict/"):
+        name = rest[len("predict/") :]
+        return ("predict_path", name) if is_valid_name(name) else (None, None)
+    return None, None
+
+
+def _read_body(environ: dict[str, Any], max_size: int) -> bytes:
+    if environ.get("QUERY_STRING") or environ.get("HTTP_TRANSFER_ENCODING") or environ.get("HTTP_ORIGIN"):
+        raise Fallback
+    if not _JSON_TYPE.match(environ.get("CONTENT_TYPE", "")):
+        raise Fallback
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise Fallback from None
+    if length <= 0 or length > max_size:
+        raise Fallback
+    body = environ["wsgi.input"].read(length)
+    if len(body) != length:
+        environ["wsgi.input"] = io.BytesIO(body)
+        raise Fallback
+    return body
+
+
+class _Request:
+    __slots__ = ("route", "model_name", "served", "X", "with_probabilities", "user_id", "limit_key", "request_id")
+
+    def __init__(self, **values: Any):
+        for key, value in values.items():
+            setattr(self, key, value)
+
+
+class _Setup:
+    """What the lane needs from the application, read once on the first request it sees."""
+
+    def __init__(self, app: Flask):
+        from app.security.policy import RATE_ATTR, ROLE_ATTR, view_method
+
+        settings = app.config["MODELSERVE"]
+        if not settings["api"].get("fast_predictions", True):
+            raise Fallback("api.fast_predictions is false")
+        self.app = app
+        self.max_request_size: int = settings["api"]["max_request_size"]
+        self.registry = app.extensions["modelserve"].registry
+        self.metrics = app.extensions.get(METRICS_EXTENSION)
+        auth = app.extensions.get("modelserve_auth")
+        if auth is None:
+            raise Fallback("no access control registered")
+        self.authenticator, self.enforce = auth
+        self.key_header = "HTTP_" + self.authenticator.header.upper().replace("-", "_")
+        self.keys = {sha256: (name, roles) for sha256, name, roles in self.authenticator.keys}
+        self.roles: dict[str, str] = {}
+        self.limits: dict[str, Any] = {}
+        limiter = app.extensions.get("modelserve_limiter")
+        with app.app_context():
+            for route, (endpoint, _) in ROUTES.items():
+                method = view_method(endpoint, "POST")
+                self.roles[route] = getattr(method, ROLE_ATTR, None) or "admin"
+                group = getattr(method, RATE_ATTR, None)
+                if limiter is not None and group:
+                    self.limits[route] = _RateLimit(limiter, group, settings["security"]["rate_limits"][group])
+        self.cors = _cors_headers(app)
+
+    # --- phase 1: checks without side effects --------------------------------
+
+    def check(self, route: str, path_name: str | None, environ: dict[str, Any], body: bytes) -> _Request:
+        user_id = self._identify(environ, self.roles[route])
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise Fallback from None
+        if type(data) is not dict:
+            raise Fallback
+        allowed = PATH_FIELDS if route == "predict_path" else SINGLE_FIELDS
+        if not data.keys() <= allowed or "features" not in data:
+            raise Fallback
+        model_name = path_name or data.get("model_name", "default")
+        if type(model_name) is not str or not is_valid_name(model_name):
+            raise Fallback
+        probabilities = data.get("return_probabilities", False if route == "batch" else None)
+        if not (type(probabilities) is bool or (probabilities is None and route != "batch")):
+            raise Fallback
+        try:
+            served = self.registry.get(model_name)
+        except ApiError:
+            raise Fallback from None
+        features = data["features"]
+        if route == "batch":
+            if type(features) is not list or not 1 <= len(features) <= MAX_BATCH_ROWS:
+                raise Fallback
+            X = _matrix(served, features)
+        else:
+            X = _matrix(served, [_row(served, features)])
+        rid = environ.get("HTTP_X_REQUEST_ID", "")
+        return _Request(
+            route=route,
+            model_name=model_name,
+            served=served,
+            X=X,
+            with_probabilities=probabilities is not False,
+            user_id=user_id,
+            limit_key=f"user:{user_id}" if user_id else f"addr:{environ.get('REMOTE_ADDR') or '-'}",
+            request_id=rid if WELL_FORMED_ID.match(rid) else uuid.uuid4().hex,
+        )
+
+    def _identify(self, environ: dict[str, Any], role: str) -> str | None:
+        if not self.enforce:
+            return None  # as the access policy: nothing to check credentials against
+        key = environ.get(self.key_header)
+        if key is None or not self.keys:
+            raise Fallback  # no key (or a JWT): the full stack decides
+        found = self.authenticator.identity_for_key(key)
+        if found is None or not found.has(role):
+            raise Fallback
+        return found.user_id
+
+    # --- phase 2: the answer ---------------------------------------------------
+
+    def answer(
+        self,
+        request: _Request,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        started: float,
+        downstream: WSGIApp,
+        body: bytes,
+    ) -> Iterable[bytes]:
+        limit = self.limits.get(request.route)
+        limit_headers: list[tuple[str, str]] = []
+        if limit is not None:
+            allowed, limit_headers = limit.hit(request.limit_key)
+            if not allowed:  # Flask refuses it, in its shape, with its headers and metrics
+                environ["wsgi.input"] = io.BytesIO(body)
+                return downstream(environ, start_response)
+        headers: list[tuple[str, str]]
+        try:
+            results, elapsed = predict_matrix(
+                request.served,
+                request.X,
+                request.with_probabilities,
+                metrics=self.metrics,
+                user_id=request.user_id,
+                request_id=request.request_id,
+            )
+            status, payload = 200, _reply(request, results, elapsed)
+            headers = [("X-Model-Name", request.served.name), ("X-Model-Version", str(request.served.version))]
+        except ApiError as error:
+            status, payload, headers = error.code, _error(error.code, error.data, request.request_id), []
+        except Exception:
+            rid, where = request.request_id, environ.get("PATH_INFO")
+            self.app.logger.error(f"Exception on {where} [POST]", exc_info=True, extra={"request_id": rid})
+            status, payload, headers = 500, _error(500, {}, request.request_id), []
+        data = orjson.dumps(payload, option=_DUMP)
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            *headers,
+            *limit_headers,
+            *self.cors,
+            ("X-Content-Type-Options", "nosniff"),
+            (REQUEST_ID_HEADER, request.request_id),
+        ]
+        start_response(f"{status} {HTTP_STATUS_CODES[status]}", headers)
+        if self.metrics is not None:
+            self.metrics.observe_request("POST", ROUTES[request.route][1], status, time.perf_counter() - started)
+        return [data]
+
+
+def _row(served: Any, features: Any) -> list[Any]:
+    """One sample as a list in the model's order (named features are ordered by the model's names)."""
+    if type(features) is list:
+        return features
+    if type(features) is dict:
+        names = feature_names_of(served)
+        if names is None or len(features) != len(names) or not features.keys() == set(names):
+            raise Fallback
+        return [features[n] for n in names]
+    raise Fallback
+
+
+def _matrix(served: Any, rows: list[Any]) -> np.ndarray:
+    """Rows of numbers of the model's length as float64, checked as one array; anything else falls back."""
+    expected = served.description.n_features
+    if expected is None:
+        names = feature_names_of(served)
+        expected = len(names) if names is not None else None
+    if rows and not 1 <= len(rows[0] if type(rows[0]) is list else ()) <= MAX_FEATURES:
+        raise Fallback
+    X = _plain_matrix(rows, expected)
+    if X is None or not np.isfinite(X).all():
+        raise Fallback
+    return X
+
+
+def _reply(request: _Request, results: list[dict], elapsed: float) -> dict[str, Any]:
+    """The body the Flask view returns (see :mod:`app.api.predictions.resources`)."""
+    served = request.served
+    if request.route == "batch":
+        body: dict[str, Any] = {
+            "predictions": results,
+            "model_name": request.model_name,
+            "count": len(results),
+            "prediction_time": elapsed,
+        }
+    else:
+        body = dict(results[0])
+        body.pop("confidence", None)
+        body.update(model_name=request.model_name, prediction_time=elapsed)
+    body.update(served_model=served.name, model_version=served.version, timestamp=utc_timestamp())
+    return body
+
+
+def _error(code: int, data: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """The error body of :class:`app.extensions.ModelServeApi` for an error raised by the model call."""
+    payload: dict[str, Any] = {"code": code, "status": HTTP_STATUS_CODES[code]}
+    if code != 500:  # as the Api: an unexpected error says no more than its name
+        payload.update({key: data[key] for key in ("message", "errors") if key in data})
+    if "message" not in payload:
+        error = default_exceptions[code]()
+        payload["message"] = _summary(payload.get("errors")) or error.description or error.name
+    payload["request_id"] = request_id
+    return payload
+
+
+class _RateLimit:
+    """One group's fixed-window limit, counted in flask-limiter's storage under flask-limiter's keys."""
+
+    def __init__(self, limiter: Any, group: str, text: str):
+        from limits import parse_many
+
+        # app.security.rate_limits creates the Limiter with fixed windows and no key prefix.
+        items = parse_many(text)
+        if len(items) != 1:
+            raise Fallback(f"rate limit {text!r} of {group!r} is not a single limit")
+        self.item = items[0]
+        self.group = group
+        self.storage = limiter.storage
+        self.expiry = self.item.get_expiry()
+        self.amount = str(self.item.amount)
+        self._resets: dict[str, float] = {}
+
+    def hit(self, key: str) -> tuple[bool, list[tuple[str, str]]]:
+        storage_key = self.item.key_for(key, self.group)
+        count = self.storage.incr(storage_key, self.expiry)
+        now = time.time()
+        reset = self._resets.get(storage_key)
+        if reset is None or count == 1 or reset <= now:  # a new window: ask the storage when it ends
+            reset = self.storage.get_expiry(storage_key)
+            if len(self._resets) > 10_000:
+                self._resets.clear()
+            self._resets[storage_key] = reset
+        reset_at = int(reset + 1)
+        headers = [
+            ("X-RateLimit-Limit", self.amount),
+            ("X-RateLimit-Remaining", str(max(0, self.item.amount - count))),
+            ("X-RateLimit-Reset", str(reset_at)),
+            ("Retry-After", str(int(reset_at - now))),
+        ]
+        return count <= self.item.amount, headers
+
+
+def _cors_headers(app: Flask) -> list[tuple[str, str]]:
+    """The headers flask-cors adds to a POST without an Origin header (the lane hands those with one to Flask)."""
+    from werkzeug.wrappers import Response
+
+    functions = [f for f in app.after_request_funcs.get(None, []) if getattr(f, "__name__", "") == "cors_after_request"]
+    if not app.config["MODELSERVE"]["security"]["enable_cors"]:
+        return []
+    if len(functions) != 1:
+        raise Fallback("CORS is on but its after_request function was not found")
+    with app.test_request_context("/api/v1/predict", method="POST"):
+        response = Response()
+        before = list(response.headers.items())
+        response = functions[0](response)
+    return [item for item in response.headers.items() if item not in before]

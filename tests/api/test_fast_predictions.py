@@ -1,0 +1,201 @@
+"""The WSGI fast lane answers exactly as the Flask views do, and hands Flask everything else.
+
+Each case is sent to two applications built from one configuration, one with
+``api.fast_predictions`` on and one with it off; status, headers and JSON body
+must agree (but for what differs between any two requests: ids, times).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from app.security.auth import new_api_key
+from tests.factories import IRIS_FEATURES, KNOWN_ROWS, write_sklearn_regressor
+from tests.helpers import assert_error
+
+ROW = KNOWN_ROWS["setosa"]
+KEY, KEY_SHA = new_api_key()
+ADMIN, ADMIN_SHA = new_api_key()
+SECURITY = {
+    "api_keys": [
+        {"name": "client", "sha256": KEY_SHA, "roles": ["predict"]},
+        {"name": "ops", "sha256": ADMIN_SHA, "roles": ["admin"]},
+    ],
+    "rate_limit_enabled": True,
+    "rate_limits": {"predict": "50/minute", "batch_predict": "50/minute"},
+    "enable_cors": True,
+    "cors_origins": ["http://localhost:3000"],
+}
+#: Headers whose values differ between any two requests.
+VOLATILE_HEADERS = {"X-Request-ID", "Content-Length", "X-RateLimit-Reset", "Retry-After"}
+VOLATILE_FIELDS = {"timestamp", "prediction_time", "request_id"}
+
+NAMED = dict(zip(reversed(IRIS_FEATURES), reversed(KNOWN_ROWS["virginica"]), strict=True))
+CASES = [
+    pytest.param("/api/v1/predict", {"features": ROW}, id="default-model"),
+    pytest.param("/api/v1/predict", {"features": ROW, "model_name": "iris_xgboost"}, id="body-model"),
+    pytest.param("/api/v1/predict/iris_classifier", {"features": ROW}, id="path-model"),
+    pytest.param("/api/v1/predict/iris_xgboost", {"features": KNOWN_ROWS["virginica"]}, id="xgboost"),
+    pytest.param("/api/v1/predict/iris_classifier", {"features": NAMED}, id="named-features"),
+    pytest.param("/api/v1/predict", {"features": [5, 3, 1, 0]}, id="integers"),
+    pytest.param("/api/v1/predict", {"features": ROW, "return_probabilities": False}, id="no-probabilities"),
+    pytest.param("/api/v1/predict", {"features": ROW, "return_probabilities": None}, id="probabilities-null"),
+    pytest.param("/api/v1/predict/petal", {"features": [5.1, 3.5, 1.4]}, id="regressor"),
+    pytest.param("/api/v1/batch-predict", {"features": list(KNOWN_ROWS.values())}, id="batch"),
+    pytest.param(
+        "/api/v1/batch-predict",
+        {"features": [ROW] * 3, "model_name": "iris_xgboost", "return_probabilities": True},
+        id="batch-probabilities",
+    ),
+    pytest.param("/api/v1/batch-predict", {"features": [[5.1, 3.5, 1.4]], "model_name": "petal"}, id="batch-regressor"),
+    pytest.param("/api/v1/predict", {"features": [1e308] * 4}, id="overflow-422"),
+    pytest.param("/api/v1/predict", {"features": ROW[:3]}, id="wrong-count-422"),
+    pytest.param("/api/v1/predict", {"features": [True, 1, 2, 3]}, id="boolean-422"),
+    pytest.param("/api/v1/predict", {"features": ROW, "extra": 1}, id="unknown-field-422"),
+    pytest.param("/api/v1/predict", {"features": ROW, "model_name": "nope"}, id="unknown-model-404"),
+    pytest.param("/api/v1/predict", {"features": ROW, "return_probabilities": "yes"}, id="truthy-string"),
+    pytest.param("/api/v1/batch-predict", {"features": [ROW, {"sepal_length": 1}]}, id="batch-mixed-rows-422"),
+]
+
+
+@pytest.fixture
+def pair(make_app, model_dir):
+    """Two applications over one model directory: the fast lane on, and off."""
+    write_sklearn_regressor(model_dir, name="petal")
+    return {fast: counting(make_app(security=SECURITY, api={"fast_predictions": fast})) for fast in (True, False)}
+
+
+def counting(app: Any) -> Any:
+    """Count the requests the fast lane hands to Flask (``app.flask_answered``)."""
+    app.flask_answered = 0
+    lane = app.wsgi_app
+    downstream = lane.downstream
+
+    def count(environ: dict[str, Any], start_response: Any) -> Any:
+        app.flask_answered += 1
+        return downstream(environ, start_response)
+
+    lane.downstream = count
+    return app
+
+
+def send(app: Any, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+    data = body if isinstance(body, str) else json.dumps(body)
+    return app.test_client().post(
+        path, data=data, headers={"Content-Type": "application/json", "X-API-Key": KEY, **(headers or {})}
+    )
+
+
+def comparable(response: Any) -> tuple[int, dict[str, str], Any]:
+    headers = {k: v for k, v in response.headers.items() if k not in VOLATILE_HEADERS}
+    return response.status_code, headers, strip(response.get_json())
+
+
+def strip(body: Any) -> Any:
+    if isinstance(body, dict):
+        return {k: strip(v) for k, v in body.items() if k not in VOLATILE_FIELDS}
+    if isinstance(body, list):
+        return [strip(v) for v in body]
+    return body
+
+
+@pytest.mark.parametrize(("path", "body"), CASES)
+def test_the_fast_lane_answers_as_flask_does(pair, path, body):
+    fast, flask = (send(pair[mode], path, body) for mode in (True, False))
+    assert comparable(fast) == comparable(flask)
+    if fast.status_code >= 400:
+        assert_error(fast, fast.status_code)
+
+
+def test_well_formed_predictions_do_not_reach_flask(pair):
+    app = pair[True]
+    for path, body in [("/api/v1/predict", {"features": ROW}), ("/api/v1/batch-predict", {"features": [ROW]})]:
+        assert send(app, path, body).status_code == 200
+    assert app.flask_answered == 0
+    assert send(app, "/api/v1/predict", {"features": "bad"}).status_code == 422
+    assert app.flask_answered == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Origin": "http://localhost:3000"}, id="cors-origin"),
+        pytest.param({"X-API-Key": "not-a-key"}, id="bad-key-401"),
+        pytest.param({"X-API-Key": ""}, id="empty-key-401"),
+        pytest.param({"Content-Type": "application/json; charset=latin-1"}, id="other-charset"),
+    ],
+)
+def test_other_requests_are_answered_by_flask_alike(pair, headers):
+    fast, flask = (send(pair[mode], "/api/v1/predict", {"features": ROW}, headers) for mode in (True, False))
+    assert comparable(fast) == comparable(flask)
+    assert pair[True].flask_answered == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param('{"features": [NaN, 1, 2, 3]}', id="nan-422"),
+        pytest.param('{"features": [1e999, 1, 2, 3]}', id="huge-422"),
+        pytest.param('{"features": [5.1, 3.5,', id="malformed-400"),
+        pytest.param('{"features": [' + "1" * 400 + ", 1, 2, 3]}", id="huge-integer-422"),
+    ],
+)
+def test_json_that_orjson_refuses_gets_flasks_answer(pair, raw):
+    fast, flask = (send(pair[mode], "/api/v1/predict", raw) for mode in (True, False))
+    assert comparable(fast) == comparable(flask)
+    assert fast.status_code in (400, 422)
+
+
+@pytest.fixture
+def json_log(pair):
+    """The JSON lines the applications log while the test runs."""
+    from app.observability import JsonFormatter, RequestIdFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("app")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logger.setLevel(level)
+    logger.removeHandler(handler)
+
+
+def test_admin_keys_predict_too_and_the_user_is_logged(pair, json_log):
+    fast = send(pair[True], "/api/v1/predict", {"features": ROW}, {"X-API-Key": ADMIN, "X-Request-ID": "fast-1"})
+    assert fast.status_code == 200 and pair[True].flask_answered == 0
+    [line] = [e for e in json_log() if e["message"] == "Prediction completed" and e["request_id"] == "fast-1"]
+    assert line["user_id"] == "ops" and line["model_name"] == "iris_classifier"
+
+
+def test_rate_limits_are_shared_with_flask_and_refused_in_its_shape(make_app):
+    app = counting(make_app(security={**SECURITY, "rate_limits": {"predict": "3/minute"}}))
+    remaining = []
+    for body in ({"features": ROW}, {"features": "bad"}, {"features": ROW}):  # fast, Flask, fast
+        remaining.append(send(app, "/api/v1/predict", body).headers["X-RateLimit-Remaining"])
+    assert remaining == ["2", "1", "0"]
+    refused = send(app, "/api/v1/predict", {"features": ROW})
+    assert_error(refused, 429)
+    assert refused.headers["X-RateLimit-Limit"] == "3" and int(refused.headers["Retry-After"]) > 0
+
+
+def test_request_metrics_count_fast_answers(pair):
+    app = pair[True]
+    for _ in range(3):
+        send(app, "/api/v1/predict/iris_classifier", {"features": ROW})
+    text = app.test_client().get("/api/v1/metrics").get_data(as_text=True)
+    assert 'http_requests_total{endpoint="/api/v1/predict/{model_name}",method="POST",status="200"} 3.0' in text
+    assert 'model_predictions_total{model_name="iris_classifier",status="success"} 3.0' in text
+
+
+def test_the_lane_can_be_turned_off(pair):
+    assert send(pair[False], "/api/v1/predict", {"features": ROW}).status_code == 200
+    assert pair[False].flask_answered == 1
