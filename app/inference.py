@@ -83,12 +83,15 @@ def _plain_matrix(rows: Sequence[Row] | np.ndarray, expected: int | None) -> np.
     lengths = set(map(len, rows))
     if len(lengths) != 1 or (expected is not None and lengths != {expected}):
         return None
+    # Exactly JSON numbers: bool is a subclass of int that fromiter would take as 0/1.
     if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
         return None
+    width = lengths.pop()
     try:
-        return np.array(rows, dtype=np.float64)
-    except (OverflowError, ValueError):
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
+    except (OverflowError, ValueError, TypeError):
         return None
+    return flat.reshape(len(rows), width)
 
 
 def label_table(served: ServedModel) -> list[str] | None:
@@ -113,6 +116,39 @@ def class_positions(served: ServedModel) -> dict[Any, int]:
         positions = {(c.item() if hasattr(c, "item") else c): i for i, c in enumerate(classes)}
         served.cache["positions"] = positions
     return positions
+
+
+def _class_indices(
+    served: ServedModel, raw: np.ndarray, proba: np.ndarray | None
+) -> tuple[list[int], list[Any] | None]:
+    """Each prediction's class index: its position in the model's classes, else the most probable class,
+    else the value itself; and the predicted values."""
+    classes = served.cache.get("classes")
+    if classes is None:
+        classes = served.cache["classes"] = np.asarray(
+            [c.item() if hasattr(c, "item") else c for c in served.description.classes or []], dtype=object
+        )
+    if proba is not None and len(raw) > 8 and proba.shape[1] == len(classes):
+        # Usually each prediction is its most probable class: one vectorised comparison proves it.
+        best = proba.argmax(axis=1)
+        if bool((classes[best] == raw.astype(object)).all()):
+            return best.tolist(), None
+    positions = class_positions(served)
+    values = raw.tolist()
+    indices = [positions.get(v) for v in values]
+    if None in indices:  # a value that is not a class: the most probable class, else the value itself
+        indices = [
+            i if i is not None else (int(np.argmax(proba[row])) if proba is not None else int(values[row]))
+            for row, i in enumerate(indices)
+        ]
+    return indices, values
+
+
+def _label_array(served: ServedModel, table: list[str]) -> np.ndarray:
+    labels = served.cache.get("label_array")
+    if labels is None:
+        labels = served.cache["label_array"] = np.asarray(table, dtype=object)
+    return labels
 
 
 def _check_finite(served: ServedModel, raw: np.ndarray, proba: np.ndarray | None) -> None:
@@ -168,16 +204,14 @@ def predict_matrix(
         numbers = raw.reshape(len(X), -1)[:, 0].astype(np.float64).tolist()
         return [{"prediction": v, "confidence": None} for v in numbers], elapsed
 
-    positions = class_positions(served)
-    values = raw.tolist()
-    indices = [positions.get(v) for v in values]
-    if None in indices:  # a value that is not a class: the most probable class, else the value itself
-        indices = [
-            i if i is not None else (int(np.argmax(proba[row])) if proba is not None else int(values[row]))
-            for row, i in enumerate(indices)
-        ]
+    indices, values = _class_indices(served, raw, proba)
     table = label_table(served)
-    labels = [table[i] for i in indices] if table is not None else [str(v) for v in values]
+    if table is None:
+        labels = [str(v) for v in (values if values is not None else raw.tolist())]
+    elif len(indices) > 8:
+        labels = _label_array(served, table)[indices].tolist()
+    else:
+        labels = [table[i] for i in indices]
     confidences = proba.max(axis=1).tolist() if proba is not None else [None] * len(values)
     results = [
         {"prediction": i, "prediction_label": label, "confidence": c}
