@@ -89,7 +89,7 @@ class ApiSection(_Section):
     timeout = _int(30, 1, 3600)
     max_request_size = _int(10 * 1024 * 1024, 1024, 1024**3)
     worker_class = ma.fields.String(load_default="gthread", validate=validate.OneOf(["sync", "gthread"]))
-    threads = _int(4, 1, 64)
+    threads = _int(1, 1, 64)
     #: Answer well-formed predictions in a WSGI fast lane before Flask (app/fast_predict.py).
     fast_predictions = _bool(True)
 
