@@ -29,14 +29,14 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return round(values["Rss:"], 1), round(values["Pss:"], 1)
 
 
-def startup_seconds(make: Any, repeats: int, core: int | None) -> list[float]:
+def startup_seconds(make: Any, repeats: int, core: int | None, model: str = "iris_lr") -> list[float]:
     """Start the server ``repeats`` times; each time, seconds from exec to the first 200 prediction."""
     times = []
     for i in range(repeats):
         server: Server = make(i)
         try:
             started = server.start(core)
-            times.append(round(server.wait_until_serving("iris_lr", started), 3))
+            times.append(round(server.wait_until_serving(model, started), 3))
         finally:
             server.stop()
     return times
@@ -63,6 +63,19 @@ def memory(server: Server, workers: int) -> dict[str, Any]:
     }
 
 
+def demo_models(directory: Path) -> tuple[Path, Path]:
+    """make serve's demo models (iris LogisticRegression, XGBoost, ...), and an MLServer repository of them."""
+    from app.demo_models import create_demo_models
+    from bench.models import write_mlserver_repository
+
+    create_demo_models(directory / "models")
+    served = {"iris_classifier": "iris_classifier.joblib", "iris_xgboost": "iris_xgboost.json"}
+    served["production_model"] = "production_model.joblib"
+    repository = directory / "mlserver"
+    write_mlserver_repository(repository, {name: directory / "models" / file for name, file in served.items()})
+    return directory / "models", repository
+
+
 def compute_threads(server: Server) -> Any:
     """What threadpoolctl reports inside a worker (GET /api/v1/status, admin key)."""
     status, body = get(f"http://127.0.0.1:{server.port}/api/v1/status", {"X-API-Key": ADMIN_KEY})
@@ -84,18 +97,30 @@ def measure(
 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
     model_dir = next(iter(paths.values())).parent
-    core = args.server_core
-    # Interleaved, as the throughput rounds are: modelserve, MLServer, modelserve, ...
-    ms_times, ml_times = [], []
-    for i in range(args.startup_repeats):
-        ms_times += startup_seconds(lambda n, i=i: modelserve(root / f"start-ms-{i}", model_dir, **settings), 1, core)
-        if venv is not None:
-            ml_times += startup_seconds(lambda n, i=i: mlserver(root, venv, repository, f"start-ml-{i}"), 1, core)
-    found["startup_s"] = {"modelserve": ms_times, "mlserver": ml_times or None}
-    found["startup_median_s"] = {
-        "modelserve": statistics.median(ms_times),
-        "mlserver": statistics.median(ml_times) if ml_times else None,
-    }
+    # Start-up with the demo models (make serve's), on the server core and on both cores;
+    # interleaved, as the throughput rounds are: modelserve, MLServer, modelserve, ...
+    demo_dir, demo_repository = demo_models(root / "demo")
+    for where, core in (("one_core", args.server_core), ("two_cores", None)):
+        ms_times, ml_times = [], []
+        for i in range(args.startup_repeats):
+            ms_times += startup_seconds(
+                lambda n, i=i, where=where: modelserve(root / f"start-ms-{where}-{i}", demo_dir, **settings),
+                1,
+                core,
+                "iris_classifier",
+            )
+            if venv is not None:
+                ml_times += startup_seconds(
+                    lambda n, i=i, where=where: mlserver(root, venv, demo_repository, f"start-ml-{where}-{i}"),
+                    1,
+                    core,
+                    "iris_classifier",
+                )
+        found[f"startup_s_{where}"] = {"modelserve": ms_times, "mlserver": ml_times or None}
+        found[f"startup_median_s_{where}"] = {
+            "modelserve": statistics.median(ms_times),
+            "mlserver": statistics.median(ml_times) if ml_times else None,
+        }
     # Memory: 4 workers, 3 models each, not pinned.
     four = modelserve(root / "rss-ms", model_dir, **{**settings, "workers": 4})
     try:

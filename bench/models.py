@@ -65,7 +65,8 @@ def write_mlserver_repository(root: Path, paths: dict[str, Path]) -> None:
     for name, path in paths.items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
-        settings = {"name": name, "implementation": MODELS[name][1], "parameters": {"uri": str(path.resolve())}}
+        runtime = "mlserver_xgboost.XGBoostModel" if path.suffix == ".json" else "mlserver_sklearn.SKLearnModel"
+        settings = {"name": name, "implementation": runtime, "parameters": {"uri": str(path.resolve())}}
         (folder / "model-settings.json").write_text(json.dumps(settings), encoding="utf-8")
 
 

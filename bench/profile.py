@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--batch", action="store_true")
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     args = parser.parse_args()
