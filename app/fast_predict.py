@@ -90,7 +90,9 @@ class FastPredictions:
         try:
             body = _read_body(environ, setup.max_request_size)
             request = setup.check(route, name, environ, body)
-        except Fallback:
+        except Exception as exc:  # Fallback, or anything unexpected: Flask answers (and reports) it
+            if not isinstance(exc, Fallback):
+                log.debug("prediction fast lane: %r; Flask answers", exc)
             if body is not None:
                 environ["wsgi.input"] = io.BytesIO(body)
             return self.downstream(environ, start_response)
@@ -245,7 +247,10 @@ class _Setup:
         limit = self.limits.get(request.route)
         limit_headers: list[tuple[str, str]] = []
         if limit is not None:
-            allowed, limit_headers = limit.hit(request.limit_key)
+            try:
+                allowed, limit_headers = limit.hit(request.limit_key)
+            except Exception:  # the storage failed (Redis down): Flask tries again and reports it
+                allowed = False
             if not allowed:  # Flask refuses it, in its shape, with its headers and metrics
                 environ["wsgi.input"] = io.BytesIO(body)
                 return downstream(environ, start_response)
@@ -261,13 +266,15 @@ class _Setup:
             )
             status, payload = 200, _reply(request, results, elapsed)
             headers = [("X-Model-Name", request.served.name), ("X-Model-Version", str(request.served.version))]
+            data = orjson.dumps(payload, option=_DUMP)
         except ApiError as error:
-            status, payload, headers = error.code, _error(error.code, error.data, request.request_id), []
+            status, headers = error.code, []
+            data = orjson.dumps(_error(error.code, error.data, request.request_id), option=_DUMP)
         except Exception:
             rid, where = request.request_id, environ.get("PATH_INFO")
             self.app.logger.error(f"Exception on {where} [POST]", exc_info=True, extra={"request_id": rid})
-            status, payload, headers = 500, _error(500, {}, request.request_id), []
-        data = orjson.dumps(payload, option=_DUMP)
+            status, headers = 500, []
+            data = orjson.dumps(_error(500, {}, request.request_id), option=_DUMP)
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(data))),

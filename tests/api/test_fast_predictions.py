@@ -199,3 +199,22 @@ def test_request_metrics_count_fast_answers(pair):
 def test_the_lane_can_be_turned_off(pair):
     assert send(pair[False], "/api/v1/predict", {"features": ROW}).status_code == 200
     assert pair[False].flask_answered == 1
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-lane", "flask"])
+def test_a_failing_rate_limit_storage_is_a_json_500(make_app, monkeypatch, fast):
+    app = make_app(security=SECURITY, api={"fast_predictions": fast})
+    storage = app.extensions["modelserve_limiter"].storage
+
+    def down(*args: Any, **kwargs: Any) -> int:
+        raise ConnectionError("storage unreachable")
+
+    monkeypatch.setattr(storage, "incr", down)
+    assert_error(send(app, "/api/v1/predict", {"features": ROW}), 500)
+
+
+def test_an_unexpected_error_before_the_answer_is_left_to_flask(pair, monkeypatch):
+    app = pair[True]
+    monkeypatch.setattr(app.extensions["modelserve"].registry, "get", lambda name: 1 / 0)
+    assert_error(send(app, "/api/v1/predict", {"features": ROW}), 500)
+    assert app.flask_answered == 1
