@@ -26,9 +26,12 @@ class AdapterSettings:
     #: Threads one prediction may use (OpenMP, BLAS, XGBoost ``nthread``).
     #: One per worker by default: gunicorn workers already use every core.
     compute_threads: int = 1
-    #: Serve tree ensembles through Treelite's GTIL when a model's sidecar does not say
+    #: Serve tree ensembles through Treelite when a model's sidecar does not say
     #: (``"compiled_trees": true/false``); see :mod:`app.compiled_trees`.
     compiled_trees: bool = False
+    #: Where compiled tree libraries are cached (the server's own directory:
+    #: ``<registry.state_directory>/compiled-trees``). None: no native library, GTIL serves.
+    compiled_trees_cache: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,17 @@
-"""Tree ensembles served through Treelite's GTIL, for adapters that want it (optional).
+"""Tree ensembles served through Treelite, for adapters that want it (optional).
 
 scikit-learn predicts a forest tree by tree through joblib (about 4.5 ms a row
-for 100 trees); Treelite's General Tree Inference Library walks the same trees
-in one C++ call (tens of microseconds) and needs no compiler. An adapter asks
-:func:`compile_trees` for a predictor when a model's sidecar says
-``"compiled_trees": true`` (or ``runtime.compiled_trees`` does); the predictor
-is used only if it agrees with the plain model on probe rows (to ``1e-6``), and
-the plain model serves otherwise: Treelite missing (``pip install
-'modelserve[trees]'``), an ensemble type it cannot import, or any disagreement.
+for 100 trees). Treelite serves the same trees two ways: compiled to a native
+library by tl2cgen and the system C compiler (about 1.5 us a row; see
+:mod:`app.native_trees`), or walked by its General Tree Inference Library in
+one C++ call (tens of microseconds, no compiler needed). An adapter asks
+:func:`compile_trees` for these predictors when a model's sidecar says
+``"compiled_trees": true`` (or ``runtime.compiled_trees`` does) and uses the
+first that agrees with the plain model on probe rows (to ``1e-6``): the native
+library, else GTIL, else the plain model. Each step down is logged with its
+reason: tl2cgen or a C compiler missing, a failed compile, Treelite missing
+(``pip install 'modelserve[trees]'``), an ensemble type it cannot import, or a
+disagreement.
 
 Nothing here runs on import: treelite is imported when a model asks for it.
 """
@@ -16,7 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,8 +31,20 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-6
 
 
+class TreePredictor(Protocol):
+    """What :func:`compile_trees` returns: a kernel name for ``details.kernel`` and a prediction."""
+
+    kernel: str
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Outputs of shape (rows, classes) for classifiers, (rows,) for regressors and binary models."""
+        ...
+
+
 class GtilPredictor:
     """One Treelite model and a reusable GTIL configuration (one thread by default)."""
+
+    kernel = "treelite-gtil"
 
     def __init__(self, model: Any, threads: int):
         import treelite.gtil as gtil
@@ -58,21 +75,58 @@ def probe_rows(n_features: int, count: int = 256, seed: int = 20261127) -> np.nd
     return np.vstack([np.zeros((1, n_features)), np.abs(rows[: count // 2]), rows])
 
 
-def compile_trees(source: Any, frontend: str, threads: int) -> GtilPredictor | None:
-    """A GTIL predictor for ``source`` (``frontend``: "sklearn" or "xgboost"), or None when unsupported."""
+def compile_trees(source: Any, frontend: str, threads: int, cache_dir: Path | None = None) -> list[TreePredictor]:
+    """Treelite predictors for ``source`` (``frontend``: "sklearn" or "xgboost"), fastest first.
+
+    The native library (built or reused from ``cache_dir``; none without one),
+    then GTIL; an empty list when Treelite cannot serve the model at all.
+    """
     try:
         import treelite
     except ImportError:
         log.warning("compiled_trees asked for, but treelite is not installed: serving the plain model")
-        return None
+        return []
     try:
         if frontend == "sklearn":
-            model = treelite.sklearn.import_model(source)
+            model = treelite.sklearn.import_model(_as_forest(source))
         elif frontend == "xgboost":
             model = treelite.frontend.from_xgboost(source)
         else:
-            return None
-        return GtilPredictor(model, threads)
+            return []
+        gtil = GtilPredictor(model, threads)
     except Exception as exc:  # an ensemble Treelite does not know: the plain model serves
         log.warning("compiled_trees: treelite cannot import this %s model (%s): serving the plain model", frontend, exc)
+        return []
+    native = _native(model, cache_dir)
+    return [gtil] if native is None else [native, gtil]
+
+
+def _as_forest(estimator: Any) -> Any:
+    """A scikit-learn decision tree as the one-tree forest Treelite can import (same answers); others as is."""
+    from sklearn.base import is_classifier
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.tree import BaseDecisionTree
+
+    if not isinstance(estimator, BaseDecisionTree):
+        return estimator
+    forest = (RandomForestClassifier if is_classifier(estimator) else RandomForestRegressor)(n_estimators=1)
+    forest.estimators_ = [estimator]
+    for name in ("n_outputs_", "n_classes_", "classes_", "n_features_in_"):
+        if hasattr(estimator, name):
+            setattr(forest, name, getattr(estimator, name))
+    return forest
+
+
+def _native(model: Any, cache_dir: Path | None) -> TreePredictor | None:
+    if cache_dir is None:
+        log.warning("compiled_trees: no cache directory for compiled libraries: Treelite's GTIL serves")
         return None
+    from app.native_trees import NativeUnavailable, native_predictor
+
+    try:
+        return native_predictor(model, cache_dir)
+    except NativeUnavailable as exc:
+        log.warning("compiled_trees: no native library (%s): Treelite's GTIL serves", exc)
+    except Exception as exc:  # an unexpected failure must not keep the model from loading
+        log.warning("compiled_trees: the native library failed (%r): Treelite's GTIL serves", exc)
+    return None

@@ -166,7 +166,8 @@ class RegistrySection(_Section):
 
 class RuntimeSection(_Section):
     compute_threads = _int(1, 1, 256)
-    #: Tree ensembles served through Treelite's GTIL unless a sidecar says otherwise (pip install 'modelserve[trees]').
+    #: Tree ensembles served through Treelite unless a sidecar says otherwise (pip install 'modelserve[trees]');
+    #: libraries compiled for them are cached in <registry.state_directory>/compiled-trees.
     compiled_trees = _bool(False)
 
 

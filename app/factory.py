@@ -145,7 +145,9 @@ def register_services(app: Flask, settings: dict[str, Any]) -> None:
     plugin_dir = Path(settings["plugins"]["directory"])
     runtime = settings["runtime"]
     adapter_settings = AdapterSettings(
-        compute_threads=runtime["compute_threads"], compiled_trees=runtime["compiled_trees"]
+        compute_threads=runtime["compute_threads"],
+        compiled_trees=runtime["compiled_trees"],
+        compiled_trees_cache=Path(settings["registry"]["state_directory"]) / "compiled-trees",
     )
     plugins = build_plugin_manager(plugin_dir, adapter_settings)
     store = build_state_store(settings["registry"])

@@ -43,7 +43,7 @@ class SidecarSchema(ma.Schema):
     n_features = ma.fields.Integer(strict=True, validate=validate.Range(min=1))
     #: False keeps the file out of start-up loading; it can still be loaded through the API.
     auto_load = StrictBoolean()
-    #: Serve a tree ensemble through Treelite's GTIL (overrides runtime.compiled_trees).
+    #: Serve a tree ensemble through Treelite, natively compiled or GTIL (overrides runtime.compiled_trees).
     compiled_trees = StrictBoolean()
 
 

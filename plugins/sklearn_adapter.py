@@ -46,9 +46,10 @@ class SklearnModel:
         proba = getattr(estimator, "predict_proba", None) if is_classifier else None
         plain_predict = self._quiet(estimator.predict)
         plain_proba = self._quiet(proba) if proba is not None else None
-        fast = _verified(compiled, estimator, plain_predict, plain_proba) if compiled is not None else None
+        # The compiled kernels, fastest first: the first one that agrees with the estimator serves.
+        fast = next(filter(None, (_verified(k, estimator, plain_predict, plain_proba) for k in compiled or ())), None)
         if fast is not None:
-            self.kernel = "treelite-gtil"
+            self.kernel = fast.name
         else:
             fast = _verified(_internal_kernel(estimator), estimator, plain_predict, plain_proba)
             if fast is not None:
@@ -178,7 +179,7 @@ def _trees_kernel(name: str, trees: list[Any], estimator: Any) -> _Kernel:
 
 def _compiled_kernel(predictor: Any, estimator: Any) -> _Kernel:
     classes = getattr(estimator, "classes_", None)
-    return _Kernel("treelite-gtil", predictor.predict, classes)
+    return _Kernel(predictor.kernel, predictor.predict, classes)
 
 
 def _verified(kernel: _Kernel | None, estimator: Any, predict: Any, proba: Any) -> _Kernel | None:
@@ -191,7 +192,7 @@ def _verified(kernel: _Kernel | None, estimator: Any, predict: Any, proba: Any) 
     from app.compiled_trees import TOLERANCE, probe_rows
 
     rows = probe_rows(int(n_features))
-    exact = kernel.name != "treelite-gtil"
+    exact = not kernel.name.startswith("treelite-")
     try:
         if kernel.classes is None:
             ours, theirs = kernel.predict(rows), predict(rows)
@@ -209,7 +210,7 @@ def _verified(kernel: _Kernel | None, estimator: Any, predict: Any, proba: Any) 
     except Exception:  # the kernel does not fit this estimator after all
         same = False
     if not same:
-        log.warning("%s: the %s fast path disagrees with scikit-learn; serving the plain model", estimator, kernel.name)
+        log.warning("%s: the %s fast path disagrees with scikit-learn; not using it", estimator, kernel.name)
         return None
     return kernel
 
@@ -245,12 +246,13 @@ class SklearnAdapter:
         if not callable(getattr(estimator, "predict", None)):
             raise TypeError(f"{path.name} holds a {type(estimator).__name__}, which has no predict method")
         _limit_jobs(estimator, self.settings.compute_threads)
-        compiled = None
+        compiled = []
         if metadata.get("compiled_trees", self.settings.compiled_trees):
             from app.compiled_trees import compile_trees
 
-            predictor = compile_trees(estimator, "sklearn", self.settings.compute_threads)
-            compiled = _compiled_kernel(predictor, estimator) if predictor is not None else None
+            settings = self.settings
+            predictors = compile_trees(estimator, "sklearn", settings.compute_threads, settings.compiled_trees_cache)
+            compiled = [_compiled_kernel(predictor, estimator) for predictor in predictors]
         return SklearnModel(estimator, compiled)
 
     @staticmethod

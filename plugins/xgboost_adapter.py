@@ -8,8 +8,9 @@ core. The C function is called directly (``XGBoosterPredictFromDense``, the
 one ``inplace_predict`` calls) because the Python wrapper costs more than the
 trees for a single row; the direct call is used only if it answers exactly as
 ``inplace_predict`` on probe rows when the model loads. With
-``"compiled_trees": true`` Treelite's GTIL predicts instead (see
-:mod:`app.compiled_trees`), if it agrees with XGBoost to 1e-6.
+``"compiled_trees": true`` Treelite predicts instead, through a compiled native
+library or else its GTIL (see :mod:`app.compiled_trees`), if it agrees with
+XGBoost to 1e-6.
 """
 
 from __future__ import annotations
@@ -83,7 +84,13 @@ class XGBoostModel:
     """A Booster behind the core's LoadedModel contract."""
 
     def __init__(
-        self, booster: Any, classes: list[Any] | None, model_class: str, compiled: Any = None, threads: int = 1
+        self,
+        booster: Any,
+        classes: list[Any] | None,
+        model_class: str,
+        compiled: Any = None,
+        threads: int = 1,
+        cache_dir: Path | None = None,
     ):
         self.booster = booster
         self.model_class = model_class
@@ -96,7 +103,7 @@ class XGBoostModel:
         best = booster.attr("best_iteration")
         self._iteration_range = (0, int(best) + 1) if best is not None else (0, 0)
         self.kernel = "inplace_predict"
-        self._fast = self._choose_kernel(compiled, threads)
+        self._fast = self._choose_kernel(compiled, threads, cache_dir)
         if self.is_classifier:
             count = self.num_class if self.num_class > 1 else 2
             self.classes = classes if classes is not None else list(range(count))
@@ -107,7 +114,7 @@ class XGBoostModel:
     def _inplace(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster.inplace_predict(X, iteration_range=self._iteration_range))
 
-    def _choose_kernel(self, compiled_wanted: bool, threads: int) -> Any:
+    def _choose_kernel(self, compiled_wanted: bool, threads: int, cache_dir: Path | None) -> Any:
         """The fastest way to the booster's outputs that answers as ``inplace_predict`` on probe rows."""
         from app.compiled_trees import TOLERANCE, compile_trees, probe_rows
 
@@ -115,9 +122,8 @@ class XGBoostModel:
         reference = self._inplace(rows)
         candidates = []
         if compiled_wanted:
-            predictor = compile_trees(self.booster, "xgboost", threads)
-            if predictor is not None:
-                candidates.append(("treelite-gtil", predictor.predict, TOLERANCE))
+            for predictor in compile_trees(self.booster, "xgboost", threads, cache_dir):
+                candidates.append((predictor.kernel, predictor.predict, TOLERANCE))
         try:
             candidates.append(("direct", _DirectPredict(self.booster, self._iteration_range), 0.0))
         except Exception as exc:  # another XGBoost layout: the public call
@@ -200,7 +206,9 @@ class XGBoostAdapter:
             classes = [c.item() if hasattr(c, "item") else c for c in found] if found is not None else None
         booster.set_param({"nthread": self.settings.compute_threads})
         compiled = bool(metadata.get("compiled_trees", self.settings.compiled_trees))
-        return XGBoostModel(booster, classes, model_class, compiled, self.settings.compute_threads)
+        return XGBoostModel(
+            booster, classes, model_class, compiled, self.settings.compute_threads, self.settings.compiled_trees_cache
+        )
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""Fixtures for plugin tests: the plugins directory the app is configured with, and drop-in plugin sources."""
+"""Fixtures for plugin tests: the plugins directory the app is configured with, drop-in plugin sources,
+and one cache of compiled tree libraries for the session (the same tiny model compiles once)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,9 @@ def write_plugin(plugin_dir: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def trees_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A compiled-trees cache shared by the tests that do not test the cache itself."""
+    return tmp_path_factory.mktemp("compiled-trees")

@@ -2,8 +2,9 @@
 
 scikit-learn estimators whose internals the adapter knows are called without
 the per-call input checks; XGBoost boosters through the C function
-``inplace_predict`` calls; tree ensembles, when asked, through Treelite's GTIL.
-Each is used only if it agrees with the plain model when the model loads.
+``inplace_predict`` calls; tree ensembles, when asked, through Treelite (a
+compiled native library, else GTIL; see also test_native_trees.py). Each is
+used only if it agrees with the plain model when the model loads.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from app.plugin_manager import build_plugin_manager
 from tests.factories import iris
 
 
-def adapter(name: str, compiled: bool = False) -> Any:
-    return build_plugin_manager(None, AdapterSettings(compiled_trees=compiled)).adapters[name]
+def adapter(name: str, compiled: bool = False, cache: Path | None = None) -> Any:
+    """The named adapter; ``cache``: where compiled tree libraries go (None: no native library, GTIL serves)."""
+    settings = AdapterSettings(compiled_trees=compiled, compiled_trees_cache=cache)
+    return build_plugin_manager(None, settings).adapters[name]
 
 
 def rows() -> np.ndarray:
@@ -123,13 +126,17 @@ def train_xgb(objective: str, early_stopping: bool = False) -> Any:
 
 
 @pytest.mark.parametrize("objective", xgb_boosters())
-@pytest.mark.parametrize("compiled", [False, True], ids=["direct", "treelite"])
-def test_xgboost_fast_paths_give_xgboosts_answers(tmp_path, objective, compiled):
+@pytest.mark.parametrize(
+    ("compiled", "kernel"),
+    [(False, "direct"), (True, "treelite-native"), (True, "treelite-gtil")],
+    ids=["direct", "treelite-native", "treelite-gtil"],
+)
+def test_xgboost_fast_paths_give_xgboosts_answers(tmp_path, trees_cache, objective, compiled, kernel):
     estimator = train_xgb(objective)
     path = tmp_path / "m.json"
     estimator.save_model(path)
-    model = adapter("xgboost", compiled).load(path, {})
-    assert model.describe().extra["kernel"] == ("treelite-gtil" if compiled else "direct")
+    model = adapter("xgboost", compiled, trees_cache if kernel == "treelite-native" else None).load(path, {})
+    assert model.describe().extra["kernel"] == kernel
     probe = rows()[:, : estimator.n_features_in_]
     expected = estimator.get_booster().inplace_predict(probe)
     tolerance = 1e-6 if compiled else 0
@@ -149,7 +156,7 @@ def test_xgboost_early_stopped_model_keeps_its_best_trees_on_the_direct_path(tmp
     np.testing.assert_array_equal(model.predict(rows()).astype(int), estimator.predict(rows()))
 
 
-# --- compiled trees (Treelite GTIL) -------------------------------------------
+# --- compiled trees (Treelite: native library, else GTIL) ---------------------
 
 
 def forest() -> Any:
@@ -161,15 +168,15 @@ def forest() -> Any:
 @pytest.mark.parametrize(
     ("settings_default", "sidecar", "expected"),
     [
-        pytest.param(False, {"compiled_trees": True}, "treelite-gtil", id="sidecar-asks"),
-        pytest.param(True, {}, "treelite-gtil", id="config-default"),
+        pytest.param(False, {"compiled_trees": True}, "treelite-native", id="sidecar-asks"),
+        pytest.param(True, {}, "treelite-native", id="config-default"),
         pytest.param(True, {"compiled_trees": False}, "forest-internals", id="sidecar-refuses"),
         pytest.param(False, {}, "forest-internals", id="off"),
     ],
 )
-def test_compiled_trees_are_enabled_per_model_or_by_config(tmp_path, settings_default, sidecar, expected):
+def test_compiled_trees_are_enabled_per_model_or_by_config(tmp_path, trees_cache, settings_default, sidecar, expected):
     estimator = forest()
-    model = adapter("sklearn", settings_default).load(save(estimator, tmp_path, "rf"), sidecar)
+    model = adapter("sklearn", settings_default, trees_cache).load(save(estimator, tmp_path, "rf"), sidecar)
     assert model.describe().extra["kernel"] == expected
     labels, probabilities = model.predict_with_proba(rows())
     np.testing.assert_array_equal(labels, estimator.predict(rows()))
@@ -188,7 +195,7 @@ def test_compiled_trees_fall_back_when_treelite_is_missing(tmp_path, monkeypatch
 
     monkeypatch.setattr(builtins, "__import__", no_treelite)
     estimator = forest()
-    model = adapter("sklearn").load(save(estimator, tmp_path, "rf"), {"compiled_trees": True})
+    model = adapter("sklearn", cache=tmp_path / "cache").load(save(estimator, tmp_path, "rf"), {"compiled_trees": True})
     assert model.describe().extra["kernel"] == "forest-internals"
     assert "treelite is not installed" in caplog.text
     np.testing.assert_array_equal(model.predict_proba(rows()), estimator.predict_proba(rows()))
@@ -202,27 +209,51 @@ def test_compiled_trees_fall_back_for_models_treelite_does_not_know(tmp_path):
     assert model.describe().extra["kernel"] == "logistic-internals"
 
 
-def test_compiled_trees_that_disagree_are_not_used(tmp_path, monkeypatch):
-    from app import compiled_trees
-
-    class Wrong:
-        def __init__(self, *args: Any) -> None:
-            pass
-
-        def predict(self, X: np.ndarray) -> np.ndarray:
-            return np.full((len(X), 3), 1 / 3)
-
-    monkeypatch.setattr(compiled_trees, "GtilPredictor", Wrong)
-    model = adapter("sklearn").load(save(forest(), tmp_path, "rf"), {"compiled_trees": True})
-    assert model.describe().extra["kernel"] == "forest-internals"
+def test_gtil_serves_when_there_is_no_native_library(tmp_path, caplog):
+    estimator = forest()
+    model = adapter("sklearn", cache=None).load(save(estimator, tmp_path, "rf"), {"compiled_trees": True})
+    assert model.describe().extra["kernel"] == "treelite-gtil"
+    assert "Treelite's GTIL serves" in caplog.text
+    np.testing.assert_allclose(model.predict_proba(rows()), estimator.predict_proba(rows()), rtol=0, atol=1e-6)
 
 
-def test_compiled_forest_serves_sklearns_answers_over_http(make_app, model_dir):
+class Wrong:
+    """A compiled predictor that answers 1/3 for every class."""
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full((len(X), 3), 1 / 3)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "expected"),
+    [
+        pytest.param(("native",), "treelite-gtil", id="native-disagrees"),
+        pytest.param(("native", "gtil"), "forest-internals", id="both-disagree"),
+    ],
+)
+def test_compiled_trees_that_disagree_are_not_used(tmp_path, trees_cache, monkeypatch, caplog, wrong, expected):
+    from app import compiled_trees, native_trees
+
+    if "native" in wrong:
+        monkeypatch.setattr(native_trees.NativePredictor, "predict", Wrong.predict)
+    if "gtil" in wrong:
+        monkeypatch.setattr(compiled_trees, "GtilPredictor", type("WrongGtil", (Wrong,), {"kernel": "treelite-gtil"}))
+    model = adapter("sklearn", cache=trees_cache).load(save(forest(), tmp_path, "rf"), {"compiled_trees": True})
+    assert model.describe().extra["kernel"] == expected
+    assert "treelite-native fast path disagrees" in caplog.text
+
+
+def test_compiled_forest_serves_sklearns_answers_over_http(make_app, model_dir, tmp_path):
     estimator = forest()
     save(estimator, model_dir, "forest", compiled_trees=True)
     client = make_app().test_client()
     info = client.get("/api/v1/models/forest/info").get_json()
-    assert info["details"]["kernel"] == "treelite-gtil"
+    assert info["details"]["kernel"] == "treelite-native"
+    # The library is cached in the server's own state directory (tests.conftest.app_config).
+    assert list((tmp_path / "state" / "compiled-trees").glob("*.so"))
     X, _ = iris()
     body = client.post(
         "/api/v1/batch-predict", json={"features": X.tolist(), "model_name": "forest", "return_probabilities": True}
