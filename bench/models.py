@@ -28,7 +28,7 @@ def iris() -> tuple[Any, Any]:
     return data.data, data.target
 
 
-#: Served through Treelite's GTIL by modelserve (their sidecars say ``"compiled_trees": true``).
+#: Served through Treelite by modelserve (their sidecars say ``"compiled_trees": true``).
 COMPILED = ("iris_rf", "iris_xgb")
 
 

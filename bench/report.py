@@ -109,7 +109,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"gunicorn: {meta['gunicorn']['workers']} workers × {meta['gunicorn']['threads']} threads "
         f"({meta['gunicorn']['worker_class']}). Load average before/after: "
         f"{meta['loadavg_before'][0]:.2f} / {meta['loadavg_after'][0]:.2f}. MLServer: {meta['mlserver']}. "
-        f"modelserve serves {', '.join(meta['compiled_trees']) or 'no model'} through Treelite's GTIL "
+        f"modelserve serves {', '.join(meta['compiled_trees']) or 'no model'} through Treelite "
         '(sidecar "compiled_trees": true); MLServer gets the same files.',
         "",
         "| model | conns | modelserve req/s | p50 / p99 ms | MLServer req/s | p50 / p99 ms | HTTP floor req/s "

@@ -248,7 +248,7 @@ def _versions(venv: Path | None) -> dict[str, str]:
     from importlib.metadata import version
 
     found = {}
-    for package in ("flask", "gunicorn", "scikit-learn", "xgboost-cpu", "numpy", "orjson", "treelite"):
+    for package in ("flask", "gunicorn", "scikit-learn", "xgboost-cpu", "numpy", "orjson", "treelite", "tl2cgen"):
         try:
             found[package] = version(package)
         except Exception:
