@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -42,8 +43,10 @@ from werkzeug.http import HTTP_STATUS_CODES
 from app.api.fields import MAX_BATCH_ROWS, MAX_FEATURES
 from app.errors import ApiError
 from app.extensions import _summary
-from app.inference import _plain_matrix, feature_names_of, predict_matrix, utc_timestamp
-from app.observability import METRICS_EXTENSION, REQUEST_ID_HEADER, WELL_FORMED_ID
+from app.fast_encoding import SORTED, batch_body, single_body
+from app.inference import feature_names_of, interpret, timed_run
+from app.observability import METRICS_EXTENSION, REQUEST_ID_HEADER, WELL_FORMED_ID, new_request_id, record_prediction
+from app.security.auth import key_digest
 from app.validation import is_valid_name
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,6 @@ ROUTES = {
     "batch": ("predictions.BatchPredict", "/api/v1/batch-predict"),
 }
 _JSON_TYPE = re.compile(r"^application/json\s*(;\s*charset=\"?utf-8\"?\s*)?$", re.IGNORECASE)
-_DUMP = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 class Fallback(Exception):
@@ -144,9 +146,25 @@ def _read_body(environ: dict[str, Any], max_size: int) -> bytes:
 class _Request:
     __slots__ = ("route", "model_name", "served", "X", "with_probabilities", "user_id", "limit_key", "request_id")
 
-    def __init__(self, **values: Any):
-        for key, value in values.items():
-            setattr(self, key, value)
+    def __init__(
+        self,
+        route: str,
+        model_name: str,
+        served: Any,
+        X: np.ndarray,
+        with_probabilities: bool,
+        user_id: str | None,
+        limit_key: str,
+        request_id: str,
+    ):
+        self.route = route
+        self.model_name = model_name
+        self.served = served
+        self.X = X
+        self.with_probabilities = with_probabilities
+        self.user_id = user_id
+        self.limit_key = limit_key
+        self.request_id = request_id
 
 
 class _Setup:
@@ -167,7 +185,9 @@ class _Setup:
             raise Fallback("no access control registered")
         self.authenticator, self.enforce = auth
         self.key_header = "HTTP_" + self.authenticator.header.upper().replace("-", "_")
-        self.keys = {sha256: (name, roles) for sha256, name, roles in self.authenticator.keys}
+        self.has_keys = bool(self.authenticator.keys)
+        #: Identities of the valid keys seen, by digest (bounded by the configured keys).
+        self.identities: dict[str, Any] = {}
         self.roles: dict[str, str] = {}
         self.limits: dict[str, Any] = {}
         limiter = app.extensions.get("modelserve_limiter")
@@ -203,33 +223,36 @@ class _Setup:
             served = self.registry.get(model_name)
         except ApiError:
             raise Fallback from None
-        features = data["features"]
         if route == "batch":
-            if type(features) is not list or not 1 <= len(features) <= MAX_BATCH_ROWS:
-                raise Fallback
-            X = _matrix(served, features)
+            X = _batch_matrix(served, data, body)
         else:
-            X = _matrix(served, [_row(served, features)])
+            X = _row_matrix(served, data["features"])
         rid = environ.get("HTTP_X_REQUEST_ID", "")
         return _Request(
-            route=route,
-            model_name=model_name,
-            served=served,
-            X=X,
-            with_probabilities=probabilities is not False,
-            user_id=user_id,
-            limit_key=f"user:{user_id}" if user_id else f"addr:{environ.get('REMOTE_ADDR') or '-'}",
-            request_id=rid if WELL_FORMED_ID.match(rid) else uuid.uuid4().hex,
+            route,
+            model_name,
+            served,
+            X,
+            probabilities is not False,
+            user_id,
+            f"user:{user_id}" if user_id else f"addr:{environ.get('REMOTE_ADDR') or '-'}",
+            rid if rid and WELL_FORMED_ID.match(rid) else new_request_id(),
         )
 
     def _identify(self, environ: dict[str, Any], role: str) -> str | None:
         if not self.enforce:
             return None  # as the access policy: nothing to check credentials against
         key = environ.get(self.key_header)
-        if key is None or not self.keys:
+        if key is None or not self.has_keys:
             raise Fallback  # no key (or a JWT): the full stack decides
-        found = self.authenticator.identity_for_key(key)
-        if found is None or not found.has(role):
+        digest = key_digest(key)  # looked up by digest: its time says nothing about a valid key
+        found = self.identities.get(digest)
+        if found is None:
+            found = self.authenticator.identity_for_key(key)
+            if found is None:
+                raise Fallback
+            self.identities[digest] = found
+        if not found.has(role):
             raise Fallback
         return found.user_id
 
@@ -255,26 +278,19 @@ class _Setup:
                 environ["wsgi.input"] = io.BytesIO(body)
                 return downstream(environ, start_response)
         headers: list[tuple[str, str]]
+        served, X = request.served, request.X
         try:
-            results, elapsed = predict_matrix(
-                request.served,
-                request.X,
-                request.with_probabilities,
-                metrics=self.metrics,
-                user_id=request.user_id,
-                request_id=request.request_id,
-            )
-            status, payload = 200, _reply(request, results, elapsed)
-            headers = [("X-Model-Name", request.served.name), ("X-Model-Version", str(request.served.version))]
-            data = orjson.dumps(payload, option=_DUMP)
+            data = self._predict(request, served, X)
+            status = 200
+            headers = [("X-Model-Name", served.name), ("X-Model-Version", str(served.version))]
         except ApiError as error:
             status, headers = error.code, []
-            data = orjson.dumps(_error(error.code, error.data, request.request_id), option=_DUMP)
+            data = orjson.dumps(_error(error.code, error.data, request.request_id), option=SORTED)
         except Exception:
             rid, where = request.request_id, environ.get("PATH_INFO")
             self.app.logger.error(f"Exception on {where} [POST]", exc_info=True, extra={"request_id": rid})
             status, headers = 500, []
-            data = orjson.dumps(_error(500, {}, request.request_id), option=_DUMP)
+            data = orjson.dumps(_error(500, {}, request.request_id), option=SORTED)
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(data))),
@@ -289,49 +305,100 @@ class _Setup:
             self.metrics.observe_request("POST", ROUTES[request.route][1], status, time.perf_counter() - started)
         return [data]
 
+    def _predict(self, request: _Request, served: Any, X: np.ndarray) -> bytes:
+        """The view's body for the model's answer, counted and logged as in :func:`app.inference.predict_matrix`."""
+        started = time.perf_counter()
+        try:
+            raw, proba, seconds = timed_run(served, X)
+        except Exception:
+            seconds = time.perf_counter() - started
+            record_prediction(served.name, seconds, X.shape, False, self.metrics, request.user_id, request.request_id)
+            raise
+        record_prediction(served.name, seconds, X.shape, True, self.metrics, request.user_id, request.request_id)
+        outputs = interpret(served, raw, proba, seconds)
+        encode = batch_body if request.route == "batch" else single_body
+        return encode(request.model_name, served, outputs, request.with_probabilities)
 
-def _row(served: Any, features: Any) -> list[Any]:
-    """One sample as a list in the model's order (named features are ordered by the model's names)."""
-    if type(features) is list:
-        return features
+
+def _expected_features(served: Any) -> int | None:
+    """The model's feature count (from its names when it says no count), cached on the served model."""
+    cache = served.cache
+    if "lane_features" not in cache:
+        expected = served.description.n_features
+        if expected is None:
+            names = feature_names_of(served)
+            expected = len(names) if names is not None else None
+        cache["lane_features"] = expected
+    return cache["lane_features"]
+
+
+def _row_matrix(served: Any, features: Any) -> np.ndarray:
+    """One sample as a 1-row float64 matrix in the model's order, or Fallback for anything unusual.
+
+    Named features are ordered by the model's names; values must be JSON numbers
+    (``bool`` is a subclass of ``int`` but its type is not) whose sum is finite,
+    which holds only when each of them is.
+    """
     if type(features) is dict:
         names = feature_names_of(served)
         if names is None or len(features) != len(names) or not features.keys() == set(names):
             raise Fallback
-        return [features[n] for n in names]
-    raise Fallback
-
-
-def _matrix(served: Any, rows: list[Any]) -> np.ndarray:
-    """Rows of numbers of the model's length as float64, checked as one array; anything else falls back."""
-    expected = served.description.n_features
-    if expected is None:
-        names = feature_names_of(served)
-        expected = len(names) if names is not None else None
-    if rows and not 1 <= len(rows[0] if type(rows[0]) is list else ()) <= MAX_FEATURES:
+        features = [features[n] for n in names]
+    elif type(features) is not list:
         raise Fallback
-    X = _plain_matrix(rows, expected)
-    if X is None or not np.isfinite(X).all():
+    expected = _expected_features(served)
+    if not 1 <= len(features) <= MAX_FEATURES or (expected is not None and len(features) != expected):
         raise Fallback
-    return X
+    for value in features:
+        if type(value) is not float and type(value) is not int:
+            raise Fallback
+    try:
+        if not math.isfinite(sum(features)):
+            raise Fallback
+        return np.array([features], dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        raise Fallback from None
 
 
-def _reply(request: _Request, results: list[dict], elapsed: float) -> dict[str, Any]:
-    """The body the Flask view returns (see :mod:`app.api.predictions.resources`)."""
-    served = request.served
-    if request.route == "batch":
-        body: dict[str, Any] = {
-            "predictions": results,
-            "model_name": request.model_name,
-            "count": len(results),
-            "prediction_time": elapsed,
-        }
-    else:
-        body = dict(results[0])
-        body.pop("confidence", None)
-        body.update(model_name=request.model_name, prediction_time=elapsed)
-    body.update(served_model=served.name, model_version=served.version, timestamp=utc_timestamp())
-    return body
+#: The bytes JSON numbers are written with, and whitespace: deleted, a batch body's skeleton remains.
+_NUMBER_BYTES = b"0123456789.+-eE \t\r\n"
+
+
+def _skeleton(text: bytes) -> bytes:
+    return text.translate(None, _NUMBER_BYTES)
+
+
+def _batch_matrix(served: Any, data: dict[str, Any], body: bytes) -> np.ndarray:
+    """The batch's rows as a float64 matrix, checked as one array, or Fallback.
+
+    Instead of the type of each of (up to) a million values, the body's
+    skeleton is checked: with the bytes numbers are written with deleted, n rows
+    of w numbers leave exactly ``[[,,,],[,,,],...]`` between the first ``[`` and
+    the last ``]``, and the keys and model name around them. Anything else
+    among the features (a string, boolean or null, a nested, empty or short
+    row, a number in place of a row) leaves other bytes there.
+    """
+    rows = data["features"]
+    if type(rows) is not list or not 1 <= len(rows) <= MAX_BATCH_ROWS or type(rows[0]) is not list:
+        raise Fallback
+    width = len(rows[0])
+    expected = _expected_features(served)
+    if not 1 <= width <= MAX_FEATURES or (expected is not None and width != expected):
+        raise Fallback
+    skeleton = _skeleton(body)
+    start, end = skeleton.find(b"["), skeleton.rfind(b"]")
+    if skeleton[start : end + 1] != b"[" + b",".join([b"[" + b"," * (width - 1) + b"]"] * len(rows)) + b"]":
+        raise Fallback
+    around = _skeleton(orjson.dumps({**data, "features": []}))  # the keys and values, as the client wrote them?
+    if sorted(skeleton[:start] + skeleton[end + 1 :]) != sorted(around.replace(b"[]", b"", 1)):
+        raise Fallback
+    try:
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
+    except (OverflowError, ValueError, TypeError):
+        raise Fallback from None
+    if not np.isfinite(flat).all():
+        raise Fallback
+    return flat.reshape(len(rows), width)
 
 
 def _error(code: int, data: dict[str, Any], request_id: str) -> dict[str, Any]:

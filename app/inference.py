@@ -6,15 +6,16 @@ confidence and timing live here so that no adapter repeats them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from app.errors import InvalidFeatures
-from app.observability import FROM_CONTEXT, observe_prediction
+from app.observability import FROM_CONTEXT, iso_timestamp, record_prediction
 from app.registry import ServedModel
 
 Row = Sequence[float] | Mapping[str, float]
@@ -23,7 +24,7 @@ _NUMBER_TYPES = frozenset({int, float})
 
 
 def utc_timestamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_timestamp(time.time())
 
 
 def feature_names_of(served: ServedModel) -> list[str] | None:
@@ -120,9 +121,10 @@ def class_positions(served: ServedModel) -> dict[Any, int]:
 
 def _class_indices(
     served: ServedModel, raw: np.ndarray, proba: np.ndarray | None
-) -> tuple[list[int], list[Any] | None]:
+) -> tuple[list[int] | np.ndarray, list[Any] | None]:
     """Each prediction's class index: its position in the model's classes, else the most probable class,
-    else the value itself; and the predicted values."""
+    else the value itself; and the predicted values (None when every prediction is its most probable class,
+    and the indices are then an array)."""
     classes = served.cache.get("classes")
     if classes is None:
         classes = served.cache["classes"] = np.asarray(
@@ -130,9 +132,9 @@ def _class_indices(
         )
     if proba is not None and len(raw) > 8 and proba.shape[1] == len(classes):
         # Usually each prediction is its most probable class: one vectorised comparison proves it.
-        best = proba.argmax(axis=1)
+        best = _columns_argmax(proba)
         if bool((classes[best] == raw.astype(object)).all()):
-            return best.tolist(), None
+            return best, None
     positions = class_positions(served)
     values = raw.tolist()
     indices = [positions.get(v) for v in values]
@@ -142,6 +144,31 @@ def _class_indices(
             for row, i in enumerate(indices)
         ]
     return indices, values
+
+
+def _columns_argmax(proba: np.ndarray) -> np.ndarray:
+    """``proba.argmax(axis=1)`` for few columns, column by column: NumPy reduces a C-ordered row of
+    three at a time (measured: 36 us for 1,000 x 3 against 2 us by columns)."""
+    if proba.shape[1] > 16 or proba.flags.f_contiguous:
+        return proba.argmax(axis=1)
+    best = np.zeros(len(proba), dtype=np.intp)
+    top = proba[:, 0].copy()
+    for column in range(1, proba.shape[1]):
+        values = proba[:, column]
+        better = values > top
+        best[better] = column
+        np.maximum(top, values, out=top)
+    return best
+
+
+def _columns_max(proba: np.ndarray) -> np.ndarray:
+    """``proba.max(axis=1)``, column by column (see :func:`_columns_argmax`)."""
+    if proba.shape[1] > 16 or proba.flags.f_contiguous or len(proba) < 8:
+        return proba.max(axis=1)
+    top = proba[:, 0].copy()
+    for column in range(1, proba.shape[1]):
+        np.maximum(top, proba[:, column], out=top)
+    return top
 
 
 def _label_array(served: ServedModel, table: list[str]) -> np.ndarray:
@@ -180,6 +207,47 @@ def predict_rows(served: ServedModel, rows: Sequence[Row], with_probabilities: b
     return predict_matrix(served, to_matrix(served, rows), with_probabilities)
 
 
+@dataclass(slots=True)
+class Outputs:
+    """What a model answered for a matrix, one entry per row, before it becomes JSON.
+
+    Classifiers have ``indices`` and ``labels`` (and ``proba`` with ``confidences``
+    when they give probabilities); regressors have ``values``.
+    """
+
+    seconds: float
+    indices: list[int] | np.ndarray | None = None
+    labels: list[str] | None = None
+    proba: np.ndarray | None = None
+    confidences: np.ndarray | None = None
+    values: np.ndarray | None = None
+
+
+def timed_run(served: ServedModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """:func:`run_model` and the seconds it took; the model's own exception, if any, goes on."""
+    started = time.perf_counter()
+    raw, proba = run_model(served, X)
+    return raw, proba, time.perf_counter() - started
+
+
+def interpret(served: ServedModel, raw: np.ndarray, proba: np.ndarray | None, seconds: float) -> Outputs:
+    """The model's raw answer as :class:`Outputs`; 422 rather than NaN or Infinity."""
+    served.count(len(raw))
+    _check_finite(served, raw, proba)
+    if served.description.task == "regression":
+        return Outputs(seconds, values=raw.reshape(len(raw), -1)[:, 0].astype(np.float64))
+    indices, values = _class_indices(served, raw, proba)
+    table = label_table(served)
+    if table is None:
+        labels = [str(v) for v in (values if values is not None else raw.tolist())]
+    elif len(indices) > 8:
+        labels = _label_array(served, table)[indices].tolist()
+    else:
+        labels = [table[i] for i in indices]
+    confidences = _columns_max(proba) if proba is not None else None
+    return Outputs(seconds, indices, labels, proba, confidences)
+
+
 def predict_matrix(
     served: ServedModel,
     X: np.ndarray,
@@ -190,34 +258,32 @@ def predict_matrix(
 ) -> tuple[list[dict], float]:
     """Predict a checked float64 matrix; return one result dict per row and the seconds the model took.
 
-    ``metrics``, ``user_id`` and ``request_id`` come from the Flask request when
-    not given (the WSGI fast lane of :mod:`app.fast_predict` passes them).
+    The call is counted in the metrics and logged (:func:`record_prediction`);
+    ``metrics``, ``user_id`` and ``request_id`` come from the Flask request when not given.
     """
-    observed = observe_prediction(served.name, *X.shape, metrics=metrics, user_id=user_id, request_id=request_id)
-    with observed as timing:
-        raw, proba = run_model(served, X)
-    elapsed = timing.seconds
-    served.count(len(X))
-    _check_finite(served, raw, proba)
+    started = time.perf_counter()
+    try:
+        raw, proba, seconds = timed_run(served, X)
+    except Exception:
+        record_prediction(served.name, time.perf_counter() - started, X.shape, False, metrics, user_id, request_id)
+        raise
+    record_prediction(served.name, seconds, X.shape, True, metrics, user_id, request_id)
+    return result_dicts(interpret(served, raw, proba, seconds), with_probabilities), seconds
 
-    if served.description.task == "regression":
-        numbers = raw.reshape(len(X), -1)[:, 0].astype(np.float64).tolist()
-        return [{"prediction": v, "confidence": None} for v in numbers], elapsed
 
-    indices, values = _class_indices(served, raw, proba)
-    table = label_table(served)
-    if table is None:
-        labels = [str(v) for v in (values if values is not None else raw.tolist())]
-    elif len(indices) > 8:
-        labels = _label_array(served, table)[indices].tolist()
-    else:
-        labels = [table[i] for i in indices]
-    confidences = proba.max(axis=1).tolist() if proba is not None else [None] * len(values)
+def result_dicts(outputs: Outputs, with_probabilities: bool) -> list[dict]:
+    """One ``{"prediction", "prediction_label", "confidence"[, "probabilities"]}`` per row."""
+    if outputs.values is not None:
+        return [{"prediction": v, "confidence": None} for v in outputs.values.tolist()]
+    assert outputs.indices is not None and outputs.labels is not None
+    proba = outputs.proba
+    indices = outputs.indices.tolist() if isinstance(outputs.indices, np.ndarray) else outputs.indices
+    confidences = outputs.confidences.tolist() if outputs.confidences is not None else [None] * len(indices)
     results = [
         {"prediction": i, "prediction_label": label, "confidence": c}
-        for i, label, c in zip(indices, labels, confidences, strict=True)
+        for i, label, c in zip(indices, outputs.labels, confidences, strict=True)
     ]
     if with_probabilities and proba is not None:
         for result, p in zip(results, proba.tolist(), strict=True):
             result["probabilities"] = p
-    return results, elapsed
+    return results

@@ -35,6 +35,8 @@ SECURITY = {
 VOLATILE_HEADERS = {"X-Request-ID", "Content-Length", "X-RateLimit-Reset", "Retry-After"}
 VOLATILE_FIELDS = {"timestamp", "prediction_time", "request_id"}
 
+#: Enough rows for the vectorised paths (more than 8), every class among them, ints and floats.
+MANY_ROWS = [list(row) for row in KNOWN_ROWS.values()] * 7 + [[5, 3, 1, 0], [6.7, 3.0, 5.2, 2.3e0]]
 NAMED = dict(zip(reversed(IRIS_FEATURES), reversed(KNOWN_ROWS["virginica"]), strict=True))
 CASES = [
     pytest.param("/api/v1/predict", {"features": ROW}, id="default-model"),
@@ -53,6 +55,17 @@ CASES = [
         id="batch-probabilities",
     ),
     pytest.param("/api/v1/batch-predict", {"features": [[5.1, 3.5, 1.4]], "model_name": "petal"}, id="batch-regressor"),
+    pytest.param("/api/v1/batch-predict", {"features": MANY_ROWS}, id="batch-many-rows"),
+    pytest.param(
+        "/api/v1/batch-predict",
+        {"features": MANY_ROWS, "model_name": "iris_xgboost", "return_probabilities": True},
+        id="batch-many-rows-probabilities",
+    ),
+    pytest.param(
+        "/api/v1/batch-predict",
+        {"features": [r[:3] for r in MANY_ROWS], "model_name": "petal", "return_probabilities": True},
+        id="batch-many-rows-regressor",
+    ),
     pytest.param("/api/v1/predict", {"features": [1e308] * 4}, id="overflow-422"),
     pytest.param("/api/v1/predict", {"features": ROW[:3]}, id="wrong-count-422"),
     pytest.param("/api/v1/predict", {"features": [True, 1, 2, 3]}, id="boolean-422"),
@@ -149,6 +162,50 @@ def test_json_that_orjson_refuses_gets_flasks_answer(pair, raw):
     fast, flask = (send(pair[mode], "/api/v1/predict", raw) for mode in (True, False))
     assert comparable(fast) == comparable(flask)
     assert fast.status_code in (400, 422)
+
+
+def rows_text(*rows: str) -> str:
+    return '{"features": [' + ", ".join(rows) + "]}"
+
+
+GOOD = "[5.1, 3.5, 1.4, 0.2]"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(rows_text(GOOD, '[5.1, "3.5", 1.4, 0.2]'), id="string"),
+        pytest.param(rows_text(GOOD, "[5.1, true, 1.4, 0.2]"), id="boolean"),
+        pytest.param(rows_text(GOOD, "[5.1, null, 1.4, 0.2]"), id="null"),
+        pytest.param(rows_text(GOOD, "[[5.1], 3.5, 1.4, 0.2]"), id="nested"),
+        pytest.param(rows_text("[5.1, 3.5, 1.4]", "[0.2, 5.1, 3.5, 1.4, 0.2]"), id="ragged-same-total"),
+        pytest.param(rows_text(GOOD, "[]"), id="empty-row"),
+        pytest.param(rows_text(GOOD, "5.1"), id="number-for-a-row"),
+        pytest.param(rows_text(GOOD, '{"sepal_length": 5.1}'), id="object-for-a-row"),
+        pytest.param(rows_text(GOOD, "[5.1, 3.5, 1.4, 1e999]"), id="infinite"),
+        pytest.param('{"features": [' + GOOD + '], "features": [[1, 2, 3, 4]]}', id="duplicate-key"),
+    ],
+)
+def test_batches_that_are_not_a_matrix_of_numbers_get_flasks_answer(pair, raw):
+    fast, flask = (send(pair[mode], "/api/v1/batch-predict", raw) for mode in (True, False))
+    assert comparable(fast) == comparable(flask)
+    assert pair[True].flask_answered == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(rows_text(GOOD, "[6.3,2.9,5.6,1.8]", "[ 5 , 3 , 1 , 0 ]"), id="spacing"),
+        pytest.param(rows_text(GOOD, "[6.3e0, 2.9E+0, 56e-1, -1.8]"), id="exponents-and-signs"),
+        pytest.param(rows_text(GOOD).replace("{", '{"return_probabilities": true, ', 1), id="with-a-literal"),
+        pytest.param(rows_text(GOOD).replace("{", '{"model_name": "iris_xgboost",', 1), id="named-model"),
+    ],
+)
+def test_batches_of_numbers_are_answered_by_the_lane_as_by_flask(pair, raw):
+    fast, flask = (send(pair[mode], "/api/v1/batch-predict", raw) for mode in (True, False))
+    assert fast.status_code == 200
+    assert comparable(fast) == comparable(flask)
+    assert pair[True].flask_answered == 0
 
 
 @pytest.fixture
