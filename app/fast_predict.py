@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import re
 import time
 from collections.abc import Callable, Iterable
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -40,11 +38,11 @@ from flask import Flask
 from werkzeug.exceptions import default_exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
-from app.api.fields import MAX_BATCH_ROWS, MAX_FEATURES
 from app.errors import ApiError
 from app.extensions import _summary
 from app.fast_encoding import SORTED, batch_body, single_body
-from app.inference import feature_names_of, interpret, timed_run
+from app.fast_features import Fallback, batch_matrix, row_matrix
+from app.inference import interpret, timed_run
 from app.observability import METRICS_EXTENSION, REQUEST_ID_HEADER, WELL_FORMED_ID, new_request_id, record_prediction
 from app.security.auth import key_digest
 from app.validation import is_valid_name
@@ -62,10 +60,6 @@ ROUTES = {
     "batch": ("predictions.BatchPredict", "/api/v1/batch-predict"),
 }
 _JSON_TYPE = re.compile(r"^application/json\s*(;\s*charset=\"?utf-8\"?\s*)?$", re.IGNORECASE)
-
-
-class Fallback(Exception):
-    """Not a request the lane answers exactly as Flask would: Flask answers it."""
 
 
 class FastPredictions:
@@ -172,6 +166,7 @@ class _Setup:
 
     def __init__(self, app: Flask):
         from app.security.policy import RATE_ATTR, ROLE_ATTR, view_method
+        from app.security.rate_limits import FixedWindowCounter
 
         settings = app.config["MODELSERVE"]
         if not settings["api"].get("fast_predictions", True):
@@ -197,7 +192,11 @@ class _Setup:
                 self.roles[route] = getattr(method, ROLE_ATTR, None) or "admin"
                 group = getattr(method, RATE_ATTR, None)
                 if limiter is not None and group:
-                    self.limits[route] = _RateLimit(limiter, group, settings["security"]["rate_limits"][group])
+                    text = settings["security"]["rate_limits"][group]
+                    try:
+                        self.limits[route] = FixedWindowCounter(limiter, group, text)
+                    except ValueError as exc:  # e.g. several limits in one group: Flask's Limiter counts them
+                        raise Fallback(str(exc)) from None
         self.cors = _cors_headers(app)
 
     # --- phase 1: checks without side effects --------------------------------
@@ -224,9 +223,9 @@ class _Setup:
         except ApiError:
             raise Fallback from None
         if route == "batch":
-            X = _batch_matrix(served, data, body)
+            X = batch_matrix(served, data, body)
         else:
-            X = _row_matrix(served, data["features"])
+            X = row_matrix(served, data["features"])
         rid = environ.get("HTTP_X_REQUEST_ID", "")
         return _Request(
             route,
@@ -320,87 +319,6 @@ class _Setup:
         return encode(request.model_name, served, outputs, request.with_probabilities)
 
 
-def _expected_features(served: Any) -> int | None:
-    """The model's feature count (from its names when it says no count), cached on the served model."""
-    cache = served.cache
-    if "lane_features" not in cache:
-        expected = served.description.n_features
-        if expected is None:
-            names = feature_names_of(served)
-            expected = len(names) if names is not None else None
-        cache["lane_features"] = expected
-    return cache["lane_features"]
-
-
-def _row_matrix(served: Any, features: Any) -> np.ndarray:
-    """One sample as a 1-row float64 matrix in the model's order, or Fallback for anything unusual.
-
-    Named features are ordered by the model's names; values must be JSON numbers
-    (``bool`` is a subclass of ``int`` but its type is not) whose sum is finite,
-    which holds only when each of them is.
-    """
-    if type(features) is dict:
-        names = feature_names_of(served)
-        if names is None or len(features) != len(names) or not features.keys() == set(names):
-            raise Fallback
-        features = [features[n] for n in names]
-    elif type(features) is not list:
-        raise Fallback
-    expected = _expected_features(served)
-    if not 1 <= len(features) <= MAX_FEATURES or (expected is not None and len(features) != expected):
-        raise Fallback
-    for value in features:
-        if type(value) is not float and type(value) is not int:
-            raise Fallback
-    try:
-        if not math.isfinite(sum(features)):
-            raise Fallback
-        return np.array([features], dtype=np.float64)
-    except OverflowError:  # an integer beyond float64
-        raise Fallback from None
-
-
-#: The bytes JSON numbers are written with, and whitespace: deleted, a batch body's skeleton remains.
-_NUMBER_BYTES = b"0123456789.+-eE \t\r\n"
-
-
-def _skeleton(text: bytes) -> bytes:
-    return text.translate(None, _NUMBER_BYTES)
-
-
-def _batch_matrix(served: Any, data: dict[str, Any], body: bytes) -> np.ndarray:
-    """The batch's rows as a float64 matrix, checked as one array, or Fallback.
-
-    Instead of the type of each of (up to) a million values, the body's
-    skeleton is checked: with the bytes numbers are written with deleted, n rows
-    of w numbers leave exactly ``[[,,,],[,,,],...]`` between the first ``[`` and
-    the last ``]``, and the keys and model name around them. Anything else
-    among the features (a string, boolean or null, a nested, empty or short
-    row, a number in place of a row) leaves other bytes there.
-    """
-    rows = data["features"]
-    if type(rows) is not list or not 1 <= len(rows) <= MAX_BATCH_ROWS or type(rows[0]) is not list:
-        raise Fallback
-    width = len(rows[0])
-    expected = _expected_features(served)
-    if not 1 <= width <= MAX_FEATURES or (expected is not None and width != expected):
-        raise Fallback
-    skeleton = _skeleton(body)
-    start, end = skeleton.find(b"["), skeleton.rfind(b"]")
-    if skeleton[start : end + 1] != b"[" + b",".join([b"[" + b"," * (width - 1) + b"]"] * len(rows)) + b"]":
-        raise Fallback
-    around = _skeleton(orjson.dumps({**data, "features": []}))  # the keys and values, as the client wrote them?
-    if sorted(skeleton[:start] + skeleton[end + 1 :]) != sorted(around.replace(b"[]", b"", 1)):
-        raise Fallback
-    try:
-        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
-    except (OverflowError, ValueError, TypeError):
-        raise Fallback from None
-    if not np.isfinite(flat).all():
-        raise Fallback
-    return flat.reshape(len(rows), width)
-
-
 def _error(code: int, data: dict[str, Any], request_id: str) -> dict[str, Any]:
     """The error body of :class:`app.extensions.ModelServeApi` for an error raised by the model call."""
     payload: dict[str, Any] = {"code": code, "status": HTTP_STATUS_CODES[code]}
@@ -411,43 +329,6 @@ def _error(code: int, data: dict[str, Any], request_id: str) -> dict[str, Any]:
         payload["message"] = _summary(payload.get("errors")) or error.description or error.name
     payload["request_id"] = request_id
     return payload
-
-
-class _RateLimit:
-    """One group's fixed-window limit, counted in flask-limiter's storage under flask-limiter's keys."""
-
-    def __init__(self, limiter: Any, group: str, text: str):
-        from limits import parse_many
-
-        # app.security.rate_limits creates the Limiter with fixed windows and no key prefix.
-        items = parse_many(text)
-        if len(items) != 1:
-            raise Fallback(f"rate limit {text!r} of {group!r} is not a single limit")
-        self.item = items[0]
-        self.group = group
-        self.storage = limiter.storage
-        self.expiry = self.item.get_expiry()
-        self.amount = str(self.item.amount)
-        self._resets: dict[str, float] = {}
-
-    def hit(self, key: str) -> tuple[bool, list[tuple[str, str]]]:
-        storage_key = self.item.key_for(key, self.group)
-        count = self.storage.incr(storage_key, self.expiry)
-        now = time.time()
-        reset = self._resets.get(storage_key)
-        if reset is None or count == 1 or reset <= now:  # a new window: ask the storage when it ends
-            reset = self.storage.get_expiry(storage_key)
-            if len(self._resets) > 10_000:
-                self._resets.clear()
-            self._resets[storage_key] = reset
-        reset_at = int(reset + 1)
-        headers = [
-            ("X-RateLimit-Limit", self.amount),
-            ("X-RateLimit-Remaining", str(max(0, self.item.amount - count))),
-            ("X-RateLimit-Reset", str(reset_at)),
-            ("Retry-After", str(int(reset_at - now))),
-        ]
-        return count <= self.item.amount, headers
 
 
 def _cors_headers(app: Flask) -> list[tuple[str, str]]:

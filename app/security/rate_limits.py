@@ -95,3 +95,50 @@ def register_rate_limits(app: Flask, security: dict[str, Any]) -> Any:
                     app.view_functions[endpoint]
                 )
     return limiter
+
+
+class FixedWindowCounter:
+    """One group's fixed-window limit, counted in flask-limiter's storage under flask-limiter's keys.
+
+    For :mod:`app.fast_predict`, which answers predictions without Flask: the same
+    counts and headers as the Limiter's, in a few dictionary lookups and one
+    storage increment.
+    """
+
+    def __init__(self, limiter: Any, group: str, text: str):
+        from limits import parse_many
+
+        # app.security.rate_limits creates the Limiter with fixed windows and no key prefix.
+        items = parse_many(text)
+        if len(items) != 1:
+            raise ValueError(f"rate limit {text!r} of {group!r} is not a single limit")
+        self.item = items[0]
+        self.group = group
+        self.storage = limiter.storage
+        self.expiry = self.item.get_expiry()
+        self.amount = str(self.item.amount)
+        self._resets: dict[str, float] = {}
+        self._storage_keys: dict[str, str] = {}
+
+    def hit(self, key: str) -> tuple[bool, list[tuple[str, str]]]:
+        storage_key = self._storage_keys.get(key)
+        if storage_key is None:  # limits builds it from four parts on every call
+            if len(self._storage_keys) > 10_000:
+                self._storage_keys.clear()
+            storage_key = self._storage_keys[key] = self.item.key_for(key, self.group)
+        count = self.storage.incr(storage_key, self.expiry)
+        now = time.time()
+        reset = self._resets.get(storage_key)
+        if reset is None or count == 1 or reset <= now:  # a new window: ask the storage when it ends
+            reset = self.storage.get_expiry(storage_key)
+            if len(self._resets) > 10_000:
+                self._resets.clear()
+            self._resets[storage_key] = reset
+        reset_at = int(reset + 1)
+        headers = [
+            ("X-RateLimit-Limit", self.amount),
+            ("X-RateLimit-Remaining", str(max(0, self.item.amount - count))),
+            ("X-RateLimit-Reset", str(reset_at)),
+            ("Retry-After", str(int(reset_at - now))),
+        ]
+        return count <= self.item.amount, headers
