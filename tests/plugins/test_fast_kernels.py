@@ -73,6 +73,29 @@ def test_sklearn_internals_give_sklearns_answers_exactly(tmp_path, request, esti
     np.testing.assert_array_equal(probabilities, estimator.predict_proba(probe))
     np.testing.assert_array_equal(model.predict(probe), estimator.predict(probe))
     np.testing.assert_array_equal(model.predict_proba(probe), estimator.predict_proba(probe))
+    for row in probe[:40]:  # one row at a time too: kernels may take another path for one row
+        one = row[None, :]
+        labels, probabilities = model.predict_with_proba(one)
+        np.testing.assert_array_equal(labels, estimator.predict(one))
+        np.testing.assert_array_equal(probabilities, estimator.predict_proba(one))
+
+
+def test_a_fast_path_that_disagrees_only_on_single_rows_is_not_used(tmp_path, monkeypatch, caplog):
+    from sklearn.linear_model import LogisticRegression
+
+    sklearn_adapter = adapter("sklearn")
+    plugin = sys.modules[type(sklearn_adapter).__module__]
+    right = plugin._one_row
+
+    def slightly_off(scores: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        labels, probabilities = right(scores, classes)
+        return labels, probabilities + 1e-12
+
+    monkeypatch.setattr(plugin, "_one_row", slightly_off)
+    estimator = LogisticRegression(max_iter=1000).fit(*iris())
+    model = sklearn_adapter.load(save(estimator, tmp_path, "m"), {})
+    assert model.describe().extra["kernel"] == "sklearn"
+    assert "disagrees" in caplog.text
 
 
 def test_an_estimator_without_known_internals_is_called_as_is(tmp_path):

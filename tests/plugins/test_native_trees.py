@@ -181,8 +181,11 @@ def test_a_tampered_library_is_not_loaded_but_compiled_again(tmp_path, builds, c
     cache = tmp_path / "cache"
     load_forest(tmp_path, cache)
     library, sidecar = cached(cache)
-    os.chmod(library, 0o600)
-    library.write_bytes(library.read_bytes() + b"\0")
+    # A new file in its place: this process still runs the first library, and rewriting a loaded
+    # library in place (truncating it) would pull its relocated pages from under it (SIGSEGV).
+    tampered = library.with_name("tampered.so")
+    tampered.write_bytes(library.read_bytes() + b"\0")
+    os.replace(tampered, library)
     estimator = tiny_forest()
     model = load_forest(tmp_path, cache, estimator)
     assert "does not match the sha256" in caplog.text
