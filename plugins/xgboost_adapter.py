@@ -80,6 +80,11 @@ class _DirectPredict:
         return np.ctypeslib.as_array(preds, shape=out_shape).copy()
 
 
+def _agrees(ours: np.ndarray, reference: np.ndarray, tolerance: float) -> bool:
+    ours = np.asarray(ours, dtype=np.float64).reshape(reference.shape)
+    return bool(np.allclose(ours, reference, rtol=0, atol=tolerance))
+
+
 class XGBoostModel:
     """A Booster behind the core's LoadedModel contract."""
 
@@ -129,9 +134,9 @@ class XGBoostModel:
         except Exception as exc:  # another XGBoost layout: the public call
             log.warning("XGBoost's C prediction function is not reachable (%s); using inplace_predict", exc)
         for name, predict, tolerance in candidates:
-            try:
-                ours = np.asarray(predict(rows), dtype=np.float64).reshape(reference.shape)
-                if np.allclose(ours, reference, rtol=0, atol=tolerance):
+            try:  # all the probe rows at once, and a few one by one (the native library has a one-row path)
+                batches = (slice(None), *(slice(i, i + 1) for i in range(8)))
+                if all(_agrees(predict(rows[b]), reference[b], tolerance) for b in batches):
                     self.kernel = name
                     return predict
             except Exception as exc:
