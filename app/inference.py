@@ -131,9 +131,15 @@ def _class_indices(
             [c.item() if hasattr(c, "item") else c for c in served.description.classes or []], dtype=object
         )
     if proba is not None and len(raw) > 8 and proba.shape[1] == len(classes):
-        # Usually each prediction is its most probable class: one vectorised comparison proves it.
+        # Usually each prediction is its most probable class: one vectorised comparison proves it
+        # (in the classes' own dtype when they are numbers: comparing objects costs ten times more).
         best = _columns_argmax(proba)
-        if bool((classes[best] == raw.astype(object)).all()):
+        numeric = served.description.classes
+        if isinstance(numeric, np.ndarray) and numeric.dtype.kind in "iuf" and raw.dtype.kind in "iuf":
+            same = bool(np.array_equal(numeric[best], raw))
+        else:
+            same = bool((classes[best] == raw.astype(object)).all())
+        if same:
             return best, None
     positions = class_positions(served)
     values = raw.tolist()
