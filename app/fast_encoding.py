@@ -58,7 +58,7 @@ def _results(served: Any, outputs: Outputs, with_probabilities: bool) -> bytes:
     """The comma-separated result objects, in row order."""
     if outputs.values is not None:
         return _rows(b'{"confidence":null,"prediction":', _numbers(outputs.values), [b"}"] * len(outputs.values))
-    assert outputs.indices is not None and outputs.labels is not None
+    assert outputs.indices is not None
     probabilities = outputs.proba if with_probabilities else None
     close = b"}" if probabilities is None else b',"probabilities":['
     if outputs.confidences is None:  # a classifier without probabilities: nothing varies but the class
@@ -71,9 +71,10 @@ def _results(served: Any, outputs: Outputs, with_probabilities: bool) -> bytes:
 
 def _tails(served: Any, outputs: Outputs, lead: bytes, close: bytes) -> list[bytes]:
     """Each row's ``,"prediction":i,"prediction_label":"..."`` piece: one per class, picked by index."""
-    assert outputs.indices is not None and outputs.labels is not None
+    assert outputs.indices is not None
     table = label_table(served)
     if table is None:  # labels are the predicted values themselves: one piece per (index, label)
+        assert outputs.labels is not None
         pairs = list(zip(_ints(outputs.indices), outputs.labels, strict=True))
         made = {pair: _tail(*pair, lead, close) for pair in dict.fromkeys(pairs)}
         return [made[pair] for pair in pairs]

@@ -314,9 +314,11 @@ class _Setup:
             record_prediction(served.name, seconds, X.shape, False, self.metrics, request.user_id, request.request_id)
             raise
         record_prediction(served.name, seconds, X.shape, True, self.metrics, request.user_id, request.request_id)
+        if request.route == "batch":
+            outputs = interpret(served, raw, proba, seconds, labels=False)
+            return batch_body(request.model_name, served, outputs, request.with_probabilities)
         outputs = interpret(served, raw, proba, seconds)
-        encode = batch_body if request.route == "batch" else single_body
-        return encode(request.model_name, served, outputs, request.with_probabilities)
+        return single_body(request.model_name, served, outputs, request.with_probabilities)
 
 
 def _error(code: int, data: dict[str, Any], request_id: str) -> dict[str, Any]:

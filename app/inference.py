@@ -236,22 +236,31 @@ def timed_run(served: ServedModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return raw, proba, time.perf_counter() - started
 
 
-def interpret(served: ServedModel, raw: np.ndarray, proba: np.ndarray | None, seconds: float) -> Outputs:
-    """The model's raw answer as :class:`Outputs`; 422 rather than NaN or Infinity."""
+def interpret(
+    served: ServedModel, raw: np.ndarray, proba: np.ndarray | None, seconds: float, labels: bool = True
+) -> Outputs:
+    """The model's raw answer as :class:`Outputs`; 422 rather than NaN or Infinity.
+
+    ``labels=False`` leaves a classifier's labels out when they are its label
+    table's, by index (:func:`label_table`): the fast lane's encoder picks them itself.
+    """
     served.count(len(raw))
     _check_finite(served, raw, proba)
     if served.description.task == "regression":
         return Outputs(seconds, values=raw.reshape(len(raw), -1)[:, 0].astype(np.float64))
     indices, values = _class_indices(served, raw, proba)
     table = label_table(served)
+    names: list[str] | None
     if table is None:
-        labels = [str(v) for v in (values if values is not None else raw.tolist())]
+        names = [str(v) for v in (values if values is not None else raw.tolist())]
+    elif not labels:
+        names = None
     elif len(indices) > 8:
-        labels = _label_array(served, table)[indices].tolist()
+        names = _label_array(served, table)[indices].tolist()
     else:
-        labels = [table[i] for i in indices]
+        names = [table[i] for i in indices]
     confidences = _columns_max(proba) if proba is not None else None
-    return Outputs(seconds, indices, labels, proba, confidences)
+    return Outputs(seconds, indices, names, proba, confidences)
 
 
 def predict_matrix(
