@@ -39,7 +39,8 @@ case "$extra" in
 esac
 
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --disable-pip-version-check -q "$src[$extra]"
+# trees: Treelite's GTIL for "compiled_trees" models (about 6 MB; see the Dockerfile).
+"$venv/bin/python" -m pip install --disable-pip-version-check -q "$src[$extra,trees]"
 
 mkdir -p "$app_dir"
 for item in app plugins config gunicorn.conf.py; do

@@ -127,6 +127,9 @@ def test_install_script_lays_out_venv_and_runtime_tree(installed):
         check=True,
     ).stdout
     assert str(venv) in site
+    # The trees extra: compiled_trees models are served by Treelite's GTIL in the image (no compiler).
+    gtil = [str(venv / "bin" / "python"), "-c", "import treelite.gtil, tl2cgen"]
+    subprocess.run(gtil, cwd="/", env={"PATH": os.environ["PATH"]}, capture_output=True, check=True)
 
 
 def test_installed_server_predicts_with_the_demo_model(image_server):
