@@ -7,7 +7,7 @@ application and answers ``POST /api/v1/predict``, ``/api/v1/predict/{name}``
 and ``/api/v1/batch-predict`` itself when the request is one it can answer
 exactly as the Flask views would, with the same stack: the API key and role
 check, the rate limit (same storage, same keys, same headers), the registry,
-:func:`app.inference.predict_matrix` (metrics and the "Prediction completed"
+the model through :mod:`app.inference` (metrics and the "Prediction completed"
 log line), the request id, CORS and ``nosniff`` headers, the request metrics.
 
 Everything else goes to Flask untouched, which is also how every error keeps
@@ -18,9 +18,10 @@ that resolves); any doubt hands the request, body restored, to Flask. After
 that, only three things can happen: a breached rate limit (handed to Flask,
 which refuses it with its 429: with fixed windows the extra count changes
 nothing), a model that overflows (422) or raises (500), which are answered
-here in the error shape of :mod:`app.errors`. Batch features are checked and
-converted as one array instead of field by field. ``api.fast_predictions:
-false`` turns the lane off.
+here in the error shape of :mod:`app.errors`. Features are checked and
+converted as one array instead of field by field (:mod:`app.fast_features`),
+answers are encoded as bytes (:mod:`app.fast_encoding`).
+``api.fast_predictions: false`` turns the lane off.
 """
 
 from __future__ import annotations
