@@ -258,6 +258,19 @@ def test_the_lane_can_be_turned_off(pair):
     assert pair[False].flask_answered == 1
 
 
+def test_a_group_with_several_limits_leaves_predictions_to_flask(make_app, caplog, monkeypatch):
+    limits = {"predict": "50/minute;500/hour", "batch_predict": "50/minute"}
+    app = counting(make_app(security={**SECURITY, "rate_limits": limits}))
+    lane_log = logging.getLogger("app.fast_predict")  # the app's loggers do not propagate to caplog's
+    monkeypatch.setattr(lane_log, "handlers", [caplog.handler])
+    caplog.set_level(logging.INFO, logger=lane_log.name)
+    for _ in range(2):
+        response = send(app, "/api/v1/predict", {"features": ROW})
+        assert response.status_code == 200 and response.headers["X-RateLimit-Limit"]
+    assert app.flask_answered == 2
+    assert "prediction fast lane off" in caplog.text and "not a single limit" in caplog.text
+
+
 @pytest.mark.parametrize("fast", [True, False], ids=["fast-lane", "flask"])
 def test_a_failing_rate_limit_storage_is_a_json_500(make_app, monkeypatch, fast):
     app = make_app(security=SECURITY, api={"fast_predictions": fast})
