@@ -2,7 +2,8 @@
 
 Each ``write_*`` function writes a model file (and its sidecar when metadata
 is given) and returns the file's path. Fitted estimators are cached per
-session so a test pays for training once.
+session so a test pays for training once. :func:`record` builds the desired
+state's record of a model, with no file behind it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import functools
 import json
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from app.desired_state import ModelRecord
 
 IRIS_LABELS = ["setosa", "versicolor", "virginica"]
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -146,3 +150,18 @@ def write_iris_set(directory: Path) -> Path:
     write_sklearn_classifier(directory, **common)
     write_xgboost_classifier(directory, **common)
     return directory
+
+
+def record(name: str = "m", file: str | None = None, sha256: str = "a" * 64, **changes: Any) -> ModelRecord:
+    """A desired-state record of ``name`` (no file behind it); ``changes`` replace any other field."""
+    base = ModelRecord(
+        name=name,
+        file=file or f"{name}.joblib",
+        model_type="sklearn",
+        sha256=sha256,
+        size_bytes=123,
+        metadata={"labels": ["a", "b"], "training": {"python": "3.11.7"}, "nested": {"x": [1, 2]}},
+        origin="api",
+        registered_at="2026-01-01T00:00:00.000Z",
+    )
+    return replace(base, **changes)

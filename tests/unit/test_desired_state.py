@@ -10,22 +10,9 @@ import pytest
 from app import desired_state as ds
 from app.desired_state import AliasTarget, DesiredState, ModelRecord, ModelState
 from app.errors import Conflict, ModelNotFound, NotFound, ValidationFailed
+from tests.factories import record
 
 DEFAULT_MODEL = "iris_classifier"
-
-
-def record(name: str = "m", file: str | None = None, sha256: str = "a" * 64, **changes: object) -> ModelRecord:
-    base = ModelRecord(
-        name=name,
-        file=file or f"{name}.joblib",
-        model_type="sklearn",
-        sha256=sha256,
-        size_bytes=123,
-        metadata={"labels": ["a", "b"], "training": {"python": "3.11.7"}},
-        origin="api",
-        registered_at="2026-01-01T00:00:00.000Z",
-    )
-    return replace(base, **changes)
 
 
 def state_with(*records: ModelRecord) -> DesiredState:

@@ -22,21 +22,8 @@ from app import desired_state as ds
 from app.desired_state import AliasTarget, DesiredState, ModelRecord
 from app.errors import ModelNotFound
 from app.state_store import RedisStateStore, SQLiteStateStore, build_state_store
+from tests.factories import record
 from tests.unit.conftest import REDIS_URL
-
-
-def record(name: str, file: str | None = None, sha256: str = "a" * 64, **changes: Any) -> ModelRecord:
-    base = ModelRecord(
-        name=name,
-        file=file or f"{name}.joblib",
-        model_type="sklearn",
-        sha256=sha256,
-        size_bytes=123,
-        metadata={"labels": ["a", "b"], "nested": {"x": [1, 2]}},
-        origin="api",
-        registered_at="2026-01-01T00:00:00.000Z",
-    )
-    return replace(base, **changes)
 
 
 def add(name: str, **changes: Any) -> Callable[[DesiredState], ModelRecord]:
