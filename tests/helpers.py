@@ -55,6 +55,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def poll_until(condition: Any, what: str, timeout: float = 30, describe: Any = None) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    detail = f"\n{describe()}" if describe else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
+
+
 def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
     """Poll ``url`` until it answers; fail early if the process dies."""
     deadline = time.monotonic() + timeout

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from tests.helpers import PROJECT_ROOT, free_port
+from tests.helpers import PROJECT_ROOT, free_port, poll_until
 
 DEPLOY_DIR = PROJECT_ROOT / "deploy"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
@@ -254,18 +253,6 @@ def dashboard_expressions() -> list[str]:
         # Grafana's label_values(selector, label): the selector is PromQL, the label is not a metric.
         exprs.append(re.sub(r"^label_values\((.*),\s*\w+\)$", r"\1", query))
     return exprs
-
-
-def poll_until(condition: Any, what: str, timeout: float = 30, describe: Any = None) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    detail = f"\n{describe()}" if describe else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
 
 
 # --- a real Prometheus ----------------------------------------------------------------------------

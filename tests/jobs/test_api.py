@@ -11,9 +11,9 @@ import pytest
 
 from app.inference import predict_rows
 from tests.factories import iris
-from tests.helpers import assert_error
+from tests.helpers import assert_error, poll_until
 from tests.jobs.conftest import redis_store_lock_holder, write_iris_csv
-from tests.jobs.test_executor import queue_job, wait_for
+from tests.jobs.test_executor import queue_job
 
 SUBMIT = "/api/v1/predict-async"
 
@@ -23,7 +23,7 @@ def finished(client, job_id: str) -> dict:
         body = client.get(f"/api/v1/jobs/{job_id}/status").get_json()
         return body if body["status"] not in ("queued", "running") else None
 
-    return wait_for(poll, what=f"job {job_id}")
+    return poll_until(poll, what=f"job {job_id}")
 
 
 def download(client, url: str) -> tuple[object, str]:

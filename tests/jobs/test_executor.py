@@ -5,18 +5,9 @@ from __future__ import annotations
 import time
 
 from app.jobs.store import new_job
+from tests.helpers import poll_until
 from tests.jobs.conftest import write_iris_csv, write_slow_model
 from tests.jobs.test_store import dead_owner
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status_of(service, job_id: str) -> str:
@@ -51,7 +42,7 @@ def test_a_job_left_running_by_a_dead_process_is_rerun(make_jobs_app, data_dir, 
     job = queue_job(service, "iris.csv", "out.csv")
     assert service.store.claim_next(dead_owner(), 3600, 1)["status"] == "running"
     service.executor.start()
-    wait_for(lambda: status_of(service, job["job_id"]) == "completed", what="the re-run")
+    poll_until(lambda: status_of(service, job["job_id"]) == "completed", what="the re-run")
     done = service.store.get(job["job_id"])
     assert done["attempts"] == 2 and done["rows_done"] == 150
     assert any(e["event"] == "requeued" and "process exited" in e["detail"] for e in done["events"])
@@ -75,7 +66,7 @@ def test_shutdown_hands_the_running_job_to_another_worker(make_jobs_app, model_d
     first = make_jobs_app(chunk_rows=10).extensions["modelserve_jobs"]
     job = queue_job(first, "iris.csv", "slow.csv", model="slow")
     first.executor.start()
-    wait_for(lambda: first.store.get(job["job_id"])["rows_done"] >= 10, what="the first chunks")
+    poll_until(lambda: first.store.get(job["job_id"])["rows_done"] >= 10, what="the first chunks")
     first.executor.stop("worker stopping")
     requeued = first.store.get(job["job_id"])
     assert requeued["status"] == "queued" and "worker stopping" in requeued["events"][-1]["detail"]
@@ -84,7 +75,7 @@ def test_shutdown_hands_the_running_job_to_another_worker(make_jobs_app, model_d
 
     second = make_jobs_app(chunk_rows=50).extensions["modelserve_jobs"]
     second.executor.start()
-    wait_for(lambda: status_of(second, job["job_id"]) == "completed", what="the second worker")
+    poll_until(lambda: status_of(second, job["job_id"]) == "completed", what="the second worker")
     assert second.store.get(job["job_id"])["attempts"] == 1
 
 
@@ -111,7 +102,7 @@ def test_finished_jobs_expire_with_their_outputs(make_jobs_app, data_dir, output
     service = make_jobs_app(retention_hours=1).extensions["modelserve_jobs"]
     job = queue_job(service, "iris.csv", "old.csv")
     service.executor.start()
-    wait_for(lambda: status_of(service, job["job_id"]) == "completed", what="the job")
+    poll_until(lambda: status_of(service, job["job_id"]) == "completed", what="the job")
     assert (output_dir / "old.csv").exists()
     assert service.expire(now=time.time() + 1800) == []
     [expired] = service.expire(now=time.time() + 3601)
