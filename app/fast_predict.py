@@ -45,7 +45,6 @@ from app.fast_encoding import SORTED, batch_body, single_body
 from app.fast_features import Fallback, batch_matrix, row_matrix
 from app.inference import interpret, timed_run
 from app.observability import METRICS_EXTENSION, REQUEST_ID_HEADER, WELL_FORMED_ID, new_request_id, record_prediction
-from app.security.auth import key_digest
 from app.validation import is_valid_name
 
 log = logging.getLogger(__name__)
@@ -182,8 +181,6 @@ class _Setup:
         self.authenticator, self.enforce = auth
         self.key_header = "HTTP_" + self.authenticator.header.upper().replace("-", "_")
         self.has_keys = bool(self.authenticator.keys)
-        #: Identities of the valid keys seen, by digest (bounded by the configured keys).
-        self.identities: dict[str, Any] = {}
         self.roles: dict[str, str] = {}
         self.limits: dict[str, Any] = {}
         limiter = app.extensions.get("modelserve_limiter")
@@ -245,14 +242,8 @@ class _Setup:
         key = environ.get(self.key_header)
         if key is None or not self.has_keys:
             raise Fallback  # no key (or a JWT): the full stack decides
-        digest = key_digest(key)  # looked up by digest: its time says nothing about a valid key
-        found = self.identities.get(digest)
-        if found is None:
-            found = self.authenticator.identity_for_key(key)
-            if found is None:
-                raise Fallback
-            self.identities[digest] = found
-        if not found.has(role):
+        found = self.authenticator.identity_for_key(key)
+        if found is None or not found.has(role):
             raise Fallback
         return found.user_id
 

@@ -1,7 +1,9 @@
 """Who is asking: an API key (``X-API-Key``) or a JWT bearer token (flask-jwt-extended).
 
 Keys are compared by their sha256 with ``hmac.compare_digest`` against every
-configured key, so timing does not reveal which one nearly matched. Neither
+configured key, so timing does not reveal which one nearly matched; a digest
+that matched once is then found by one lookup (which can only tell a caller
+that a key it already holds is valid). Neither
 keys nor tokens are ever logged.
 """
 
@@ -84,6 +86,8 @@ class Authenticator:
         self.header = security["api_key_header"]
         self.keys = [(k["sha256"], k["name"], frozenset(k["roles"])) for k in security["api_keys"]]
         self._identities = {name: Identity(name, roles, "api_key") for _, name, roles in self.keys}
+        #: Digests of keys that matched, and their identities: every request after the first is one lookup.
+        self._accepted: dict[str, Identity] = {}
         self.jwt_enabled = jwt_enabled
         self.roles_claim = security["jwt"]["roles_claim"]
 
@@ -107,10 +111,14 @@ class Authenticator:
     def identity_for_key(self, key: str) -> Identity | None:
         """The identity of a configured API key, or None."""
         digest = key_digest(key)
-        found = None
+        found = self._accepted.get(digest)  # a key accepted before: its time says nothing new
+        if found is not None:
+            return found
         for sha256, name, roles in self.keys:  # no early exit: every key costs the same
             if hmac.compare_digest(digest, sha256):
                 found = self._identities.get(name) or Identity(name, roles, "api_key")
+        if found is not None:
+            self._accepted[digest] = found  # bounded by the configured keys
         return found
 
     def _from_jwt(self, authorization: str) -> Identity:
