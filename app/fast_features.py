@@ -18,23 +18,11 @@ import numpy as np
 import orjson
 
 from app.api.fields import MAX_BATCH_ROWS, MAX_FEATURES
-from app.inference import feature_names_of
+from app.inference import feature_count, feature_names_of
 
 
 class Fallback(Exception):
     """Not a request the lane answers exactly as Flask would: Flask answers it."""
-
-
-def expected_features(served: Any) -> int | None:
-    """The model's feature count (from its names when it says no count), cached on the served model."""
-    cache = served.cache
-    if "lane_features" not in cache:
-        expected = served.description.n_features
-        if expected is None:
-            names = feature_names_of(served)
-            expected = len(names) if names is not None else None
-        cache["lane_features"] = expected
-    return cache["lane_features"]
 
 
 def row_matrix(served: Any, features: Any) -> np.ndarray:
@@ -51,7 +39,7 @@ def row_matrix(served: Any, features: Any) -> np.ndarray:
         features = [features[n] for n in names]
     elif type(features) is not list:
         raise Fallback
-    expected = expected_features(served)
+    expected = feature_count(served)
     if not 1 <= len(features) <= MAX_FEATURES or (expected is not None and len(features) != expected):
         raise Fallback
     for value in features:
@@ -87,7 +75,7 @@ def batch_matrix(served: Any, data: dict[str, Any], body: bytes) -> np.ndarray:
     if type(rows) is not list or not 1 <= len(rows) <= MAX_BATCH_ROWS or type(rows[0]) is not list:
         raise Fallback
     width = len(rows[0])
-    expected = expected_features(served)
+    expected = feature_count(served)
     if not 1 <= width <= MAX_FEATURES or (expected is not None and width != expected):
         raise Fallback
     skeleton = _skeleton(body)

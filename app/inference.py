@@ -32,12 +32,22 @@ def feature_names_of(served: ServedModel) -> list[str] | None:
     return list(names) if names is not None else None
 
 
+def feature_count(served: ServedModel) -> int | None:
+    """The model's feature count (from its names when it says no count), cached on the served model."""
+    cache = served.cache
+    if "feature_count" not in cache:
+        expected = served.description.n_features
+        if expected is None:
+            names = feature_names_of(served)
+            expected = len(names) if names is not None else None
+        cache["feature_count"] = expected
+    return cache["feature_count"]
+
+
 def to_matrix(served: ServedModel, rows: Sequence[Row] | np.ndarray) -> np.ndarray:
     """Return rows as a float64 matrix in the model's feature order, or raise 422."""
-    expected = served.description.n_features
+    expected = feature_count(served)
     names = feature_names_of(served)
-    if expected is None and names is not None:
-        expected = len(names)
     matrix = _plain_matrix(rows, expected)
     if matrix is not None:
         return matrix
