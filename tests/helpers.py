@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +162,24 @@ class GunicornServer:
 
     def delete(self, path: str, **kwargs: Any) -> requests.Response:
         return requests.delete(self.url + path, timeout=30, **kwargs)
+
+
+@contextmanager
+def captured_json_log() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON lines the ``app`` loggers write meanwhile (enter after the application is built:
+    building it replaces the ``app`` logger's handlers)."""
+    from app.observability import JsonFormatter, RequestIdFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("app")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        logger.setLevel(level)
+        logger.removeHandler(handler)

@@ -7,7 +7,6 @@ must agree (but for what differs between any two requests: ids, times).
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from app.security.auth import new_api_key
 from tests.factories import IRIS_FEATURES, KNOWN_ROWS, write_sklearn_regressor
-from tests.helpers import assert_error
+from tests.helpers import assert_error, captured_json_log
 
 ROW = KNOWN_ROWS["setosa"]
 KEY, KEY_SHA = new_api_key()
@@ -211,19 +210,8 @@ def test_batches_of_numbers_are_answered_by_the_lane_as_by_flask(pair, raw):
 @pytest.fixture
 def json_log(pair):
     """The JSON lines the applications log while the test runs."""
-    from app.observability import JsonFormatter, RequestIdFilter
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("app")
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logger.setLevel(level)
-    logger.removeHandler(handler)
+    with captured_json_log() as lines:
+        yield lines
 
 
 def test_admin_keys_predict_too_and_the_user_is_logged(pair, json_log):

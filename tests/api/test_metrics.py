@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
-import logging
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.metrics import count_rate_limit_rejection
 from tests.bad_inputs import ROW
 from tests.factories import KNOWN_ROWS, write_custom_model
-from tests.helpers import assert_error
+from tests.helpers import assert_error, captured_json_log
 
 SPEC_FAMILIES = {
     "http_requests_total": "counter",
@@ -161,19 +158,8 @@ def test_metrics_can_be_disabled(make_app):
 @pytest.fixture
 def json_log(app):
     """The JSON lines the application logs while the test runs."""
-    from app.observability import JsonFormatter, RequestIdFilter
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("app")
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logger.setLevel(level)
-    logger.removeHandler(handler)
+    with captured_json_log() as lines:
+        yield lines
 
 
 def test_each_prediction_logs_the_spec_line(client, json_log):
