@@ -186,6 +186,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+def _api_settings(port: int, workers: int, threads: int, worker_class: str) -> dict[str, Any]:
+    """The gunicorn settings modelserve and the HTTP floor share (gunicorn.conf.py reads them)."""
+    return {"host": "127.0.0.1", "port": port, "workers": workers, "threads": threads, "worker_class": worker_class}
+
+
 def modelserve(
     workdir: Path,
     model_dir: Path,
@@ -199,13 +204,7 @@ def modelserve(
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
-        "api": {
-            "host": "127.0.0.1",
-            "port": port,
-            "workers": workers,
-            "threads": threads,
-            "worker_class": worker_class,
-        },
+        "api": _api_settings(port, workers, threads, worker_class),
         "models": {"model_directory": str(model_dir), "default_model": "iris_lr", "auto_load": True},
         "logging": {"level": "INFO", "format": "json", "access_log": True},
         "monitoring": {"enable_metrics": True},
@@ -253,13 +252,7 @@ def http_floor(workdir: Path, workers: int, threads: int, worker_class: str) -> 
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
-        "api": {
-            "host": "127.0.0.1",
-            "port": port,
-            "workers": workers,
-            "threads": threads,
-            "worker_class": worker_class,
-        },
+        "api": _api_settings(port, workers, threads, worker_class),
         "logging": {"level": "WARNING", "format": "json", "access_log": False},
         "monitoring": {"enable_metrics": False},
     }
