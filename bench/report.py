@@ -6,6 +6,8 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+#: The servers measured in the floor's cells (LogisticRegression's row only).
+PLAIN = ("floor", "bare")
 MODEL_TITLES = {"iris_lr": "LogisticRegression", "iris_rf": "RandomForest(100)", "iris_xgb": "XGBoost(100)"}
 
 
@@ -19,14 +21,14 @@ def summarize(rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any
     for row in rows:
         by[(row["kind"], row["model"], row["connections"], row["server"])][row["round"]] = row
     cells: list[dict[str, Any]] = []
-    keys = sorted({(k, m, c) for k, m, c, s in by if s != "floor"}, key=lambda t: (t[0] != "single", t[1], t[2]))
+    keys = sorted({(k, m, c) for k, m, c, s in by if s not in PLAIN}, key=lambda t: (t[0] != "single", t[1], t[2]))
     for kind, model, connections in keys:
         cell: dict[str, Any] = {"kind": kind, "model": model, "connections": connections}
         rows_per_request = 1000 if kind == "batch" else 1
-        for server in ("modelserve", "mlserver", "floor"):
-            source_model = "floor" if server == "floor" else model
+        for server in ("modelserve", "mlserver", "floor", "bare"):
+            source_model = "floor" if server in PLAIN else model
             runs = by.get((kind, source_model, connections, server), {})
-            if kind == "batch" and server == "floor":
+            if server in PLAIN and kind == "batch" or server == "bare" and model != "iris_lr":
                 continue
             if runs:
                 cell[server] = {
@@ -38,9 +40,19 @@ def summarize(rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any
                     "errors": sum(r["errors"] for r in runs.values()),
                 }
         ours = by.get((kind, model, connections, "modelserve"), {})
-        for other, label in (("mlserver", "x_mlserver"), ("floor", "x_floor")):
-            theirs = by.get((kind, "floor" if other == "floor" else model, connections, other), {})
-            ratios = [ours[r]["rps"] / theirs[r]["rps"] for r in ours if r in theirs and theirs[r]["rps"] > 0]
+        floor = by.get((kind, "floor", connections, "floor"), {})
+        bare = by.get((kind, "floor", connections, "bare"), {}) if model == "iris_lr" else {}
+        pairs = (
+            ("x_mlserver", ours, by.get((kind, model, connections, "mlserver"), {})),
+            ("x_floor", ours, floor),
+            ("bare_x_floor", bare, floor),
+        )
+        for label, numerators, denominators in pairs:
+            ratios = [
+                numerators[r]["rps"] / denominators[r]["rps"]
+                for r in numerators
+                if r in denominators and denominators[r]["rps"] > 0
+            ]
             if ratios:
                 cell[label] = _median(ratios)
                 cell[label + "_rounds"] = [round(x, 2) for x in ratios]
@@ -126,6 +138,7 @@ def markdown(summary: dict[str, Any]) -> str:
             f"| {_num(ml.get('p50_ms'), 2)} / {_num(ml.get('p99_ms'), 2)} | {_num(fl.get('rps'))} "
             f"| {_ratio(cell.get('x_mlserver'))} | {_ratio(cell.get('x_floor'))} |"
         )
+    lines += _floor_budget(summary)
     lines += [
         "",
         "| 1,000-row batch, LogisticRegression | conns | modelserve rows/s | p50 / p99 ms | MLServer rows/s "
@@ -167,7 +180,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"| {_num(ml_mem['rss_mb'][0]) if ml_mem else '–'} (one process) |",
         "",
         f"Errors (non-2xx, socket) across all runs: "
-        f"{sum(c.get(s, {}).get('errors', 0) for c in summary['cells'] for s in ('modelserve', 'mlserver', 'floor'))}."
+        f"{sum(c.get(s, {}).get('errors', 0) for c in summary['cells'] for s in ('modelserve', 'mlserver', *PLAIN))}."
         f" Compute threads inside a modelserve worker (threadpoolctl): {meta['compute_threads']}.",
         "",
         "| target (issue 7) | measured | met |",
@@ -177,3 +190,32 @@ def markdown(summary: dict[str, Any]) -> str:
         met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
         lines.append(f"| {target['target']} | {_num(target['value'], 2)} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def _floor_budget(summary: dict[str, Any]) -> list[str]:
+    """Server-core microseconds per LogisticRegression row: the floor, and what a bare and a full server add to it.
+
+    0.75x the floor's req/s allows a third of the floor's time on top of it, for the
+    prediction and the whole production stack together.
+    """
+    lines = [
+        "",
+        "| LogisticRegression, one row | conns | HTTP floor µs/request | bare model server req/s (× floor) "
+        "| bare: µs above floor | modelserve: µs above floor | 0.75× floor allows |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in summary["cells"]:
+        floor, bare, ours = cell.get("floor", {}), cell.get("bare", {}), cell.get("modelserve", {})
+        if (cell["kind"], cell["model"]) != ("single", "iris_lr") or not floor.get("rps"):
+            continue
+        floor_us = 1e6 / floor["rps"]
+        lines.append(
+            f"| | {cell['connections']} | {_num(floor_us, 0)} | {_num(bare.get('rps'))} "
+            f"({_ratio(cell.get('bare_x_floor'))}) | {_above(bare, floor_us)} | {_above(ours, floor_us)} "
+            f"| {_num(floor_us / 3, 0)} |"
+        )
+    return lines
+
+
+def _above(server: dict[str, Any], floor_us: float) -> str:
+    return _num(1e6 / server["rps"] - floor_us, 0) if server.get("rps") else "–"

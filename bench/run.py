@@ -1,5 +1,9 @@
 """``make bench``: modelserve (production stack) against the HTTP floor and MLServer 1.7.1.
 
+A bare model server (:mod:`bench.bare_server`, the same prediction with no
+production stack) is measured beside the floor, to show what the prediction
+alone costs on this HTTP stack.
+
     .venv/bin/python -m bench.run                      # what make bench runs
     .venv/bin/python -m bench.run --rounds 5 --duration 10
     .venv/bin/python -m bench.run --no-mlserver        # the other columns only
@@ -29,10 +33,12 @@ from bench import footprint, report
 from bench.loadgen import ensure_wrk, run_wrk
 from bench.models import COMPILED, MODELS, batch_rows, train, write_mlserver_repository
 from bench.models import ROW as IRIS_ROW
-from bench.servers import PROJECT_ROOT, Server, http_floor, mlserver, modelserve
+from bench.servers import PROJECT_ROOT, Server, bare_server, http_floor, mlserver, modelserve
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 MLSERVER_VENV = PROJECT_ROOT / "var" / "bench" / "mlserver-venv"
+#: The servers that answer the LogisticRegression row only, measured in the floor's cells.
+PLAIN = ("floor", "bare")
 MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "mlserver-xgboost==1.7.1", "uvloop==0.21.0"]
 
 
@@ -71,7 +77,7 @@ def write_bodies(workdir: Path, servers: dict[str, Server]) -> dict[tuple[str, s
     for name, server in servers.items():
         for model in MODELS:
             kinds = {"single": [IRIS_ROW]}
-            if model == "iris_lr" and name != "floor":
+            if model == "iris_lr" and name not in PLAIN:
                 kinds["batch"] = batch
             for kind, rows in kinds.items():
                 path = workdir / f"body-{name}-{model}-{kind}.json"
@@ -83,9 +89,9 @@ def write_bodies(workdir: Path, servers: dict[str, Server]) -> dict[tuple[str, s
 def plan(args: argparse.Namespace, names: list[str]) -> list[tuple[str, str, int, list[str]]]:
     """The cells of one round, each with the servers to measure in turn: (kind, model, connections, servers)."""
     cells = []
-    others = [n for n in names if n != "floor"]
+    others = [n for n in names if n not in PLAIN]
     for connections in args.connections:
-        cells.append(("single", "floor", connections, ["floor"]))
+        cells.append(("single", "floor", connections, [n for n in names if n in PLAIN]))
         for model in MODELS:
             cells.append(("single", model, connections, others))
     for connections in args.batch_connections:
@@ -101,7 +107,7 @@ def measure(args: argparse.Namespace, servers: dict[str, Server], bodies: dict, 
     # Warm every server on every body once (imports, caches, first-call paths).
     for kind, model, _, who in cells:
         for name in who:
-            body_model = "iris_lr" if name == "floor" else model
+            body_model = "iris_lr" if name in PLAIN else model
             server = servers[name]
             run_wrk(
                 server.url(body_model, kind == "batch"),
@@ -115,7 +121,7 @@ def measure(args: argparse.Namespace, servers: dict[str, Server], bodies: dict, 
         for round_no in range(1, args.rounds + 1):
             for kind, model, connections, who in cells:
                 for name in who:
-                    body_model = "iris_lr" if name == "floor" else model
+                    body_model = "iris_lr" if name in PLAIN else model
                     server = servers[name]
                     result = run_wrk(
                         server.url(body_model, kind == "batch"),
@@ -190,6 +196,7 @@ def main() -> None:
         servers: dict[str, Server] = {
             "modelserve": modelserve(root / "modelserve", root / "models", **settings),
             "floor": http_floor(root / "floor", **settings),
+            "bare": bare_server(root / "bare", paths["iris_lr"], **settings),
         }
         if venv is not None:
             servers["mlserver"] = mlserver(root / "mlserver", venv, repository)

@@ -1,10 +1,12 @@
-"""The three servers of the benchmark, each started pinned to the server core.
+"""The servers of the benchmark, each started pinned to the server core.
 
 - modelserve: ``gunicorn -c gunicorn.conf.py "app:create_app()"`` with its production stack
   (ENVIRONMENT=production, an API key, rate limits on with a limit never reached, metrics,
   JSON logs and access log, written to a file);
 - the HTTP floor: the same gunicorn.conf.py (worker class, workers, threads, keep-alive)
   serving :mod:`bench.http_floor`, with no access log and no metrics;
+- the bare model server: :mod:`bench.bare_server` on the floor's settings, the LogisticRegression
+  prediction with no production stack;
 - MLServer 1.7.1 from its own venv, ``parallel_workers=0``, the same model files.
 """
 
@@ -22,7 +24,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -160,6 +162,11 @@ class HttpFloor(Server):
         return {"features": rows[0]}
 
 
+class BareServer(HttpFloor):
+    def check(self, model: str, reply: Any, rows: int) -> None:
+        assert reply["prediction_label"] == "setosa" and len(reply["probabilities"]) == 3, reply
+
+
 class MLServer(Server):
     def url(self, model: str, batch: bool = False) -> str:
         return f"http://127.0.0.1:{self.port}/v2/models/{model}/infer"
@@ -249,23 +256,40 @@ def modelserve(
 
 def http_floor(workdir: Path, workers: int, threads: int, worker_class: str) -> HttpFloor:
     """The same gunicorn.conf.py and worker settings, serving a constant body; no access log, no metrics."""
-    port = free_port()
+    api = _api_settings(free_port(), workers, threads, worker_class)
+    return _plain_gunicorn(HttpFloor, "floor", workdir, "bench.http_floor:app", api, {})
+
+
+def bare_server(workdir: Path, model: Path, workers: int, threads: int, worker_class: str) -> BareServer:
+    """:mod:`bench.bare_server` predicting with ``model`` on the floor's settings: no production stack."""
+    api = _api_settings(free_port(), workers, threads, worker_class)
+    return _plain_gunicorn(BareServer, "bare", workdir, "bench.bare_server:app", api, {"BARE_MODEL": str(model)})
+
+
+_Plain = TypeVar("_Plain", bound=HttpFloor)
+
+
+def _plain_gunicorn(
+    kind: type[_Plain], name: str, workdir: Path, target: str, api: dict[str, Any], extra_env: dict[str, str]
+) -> _Plain:
+    """A plain WSGI app under modelserve's gunicorn.conf.py, sent the same request (API key included)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
-        "api": _api_settings(port, workers, threads, worker_class),
+        "api": api,
         "logging": {"level": "WARNING", "format": "json", "access_log": False},
         "monitoring": {"enable_metrics": False},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    env = bench_environ(MODELSERVE_CONFIG=str(workdir / "config.yaml"), ENVIRONMENT="development")
-    for name in ("API_PORT", "API_HOST", "API_WORKERS", "PROMETHEUS_MULTIPROC_DIR"):
-        env.pop(name, None)
-    return HttpFloor(
-        name="floor",
-        port=port,
-        log_path=workdir / "floor.log",
-        command=[str(GUNICORN), "-c", "gunicorn.conf.py", "bench.http_floor:app"],
+    env = bench_environ(MODELSERVE_CONFIG=str(workdir / "config.yaml"), ENVIRONMENT="development", **extra_env)
+    for variable in ("API_PORT", "API_HOST", "API_WORKERS", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(variable, None)
+    return kind(
+        name=name,
+        port=api["port"],
+        log_path=workdir / f"{name}.log",
+        command=[str(GUNICORN), "-c", "gunicorn.conf.py", target],
         env=env,
+        headers={"X-API-Key": BENCH_KEY},
     )
 
 
