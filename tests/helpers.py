@@ -86,6 +86,16 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) ->
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+def stop_process_group(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and its children; SIGKILL after ``timeout``."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class GunicornServer:
     """A real ``gunicorn -c gunicorn.conf.py "app:create_app()"`` with its own config file and port."""
 
@@ -139,12 +149,7 @@ class GunicornServer:
         if self.process is None or self.process.poll() is not None:
             self._log.close()
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process, timeout=30)
         self._log.close()
 
     def log(self) -> str:

@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from tests.helpers import PROJECT_ROOT, free_port, poll_until
+from tests.helpers import PROJECT_ROOT, free_port, poll_until, stop_process_group
 
 DEPLOY_DIR = PROJECT_ROOT / "deploy"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
@@ -305,12 +304,7 @@ class PrometheusServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            stop_process_group(self.process, timeout=20)
         if hasattr(self, "_log"):
             self._log.close()
 

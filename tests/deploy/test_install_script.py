@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ import requests
 
 from app.config import ENV_VARS
 from tests.deploy.support import copy_build_context, dockerfile_stages
-from tests.helpers import free_port, wait_until_up
+from tests.helpers import free_port, stop_process_group, wait_until_up
 
 pytestmark = pytest.mark.integration
 
@@ -99,12 +98,7 @@ def image_server(installed):
             yield url, env
         finally:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+                stop_process_group(process, timeout=30)
 
 
 def test_install_script_lays_out_venv_and_runtime_tree(installed):

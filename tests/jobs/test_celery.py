@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT_ROOT, GunicornServer
+from tests.helpers import PROJECT_ROOT, GunicornServer, stop_process_group
 from tests.jobs.conftest import write_iris_csv
 from tests.jobs.test_gunicorn_jobs import SUBMIT, finished, poll, server_config
 
@@ -61,11 +61,7 @@ class CeleryWorker:
 
     def __exit__(self, *exc) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            stop_process_group(self.process, timeout=20)
         self._log.close()
 
     def log(self) -> str:
