@@ -13,7 +13,8 @@ The servers run pinned to one core (``--server-core``) and wrk to the other
 (A B C A B C ...), because the machine is shared. Medians of the rounds are
 reported, and ratios are taken within each round before their median. Raw
 numbers go to ``bench/results/runs/<stamp>/``; the summary to
-``bench/results/latest.md`` and ``latest.json``. Never part of ``make test``.
+``bench/results/latest.md`` and ``latest.json``, and the latest run's raw numbers
+(one JSON line per wrk run) to ``latest-raw.jsonl``. Never part of ``make test``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -238,6 +240,7 @@ def main() -> None:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     (args.results / "latest.md").write_text(text, encoding="utf-8")
     (args.results / "latest.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    shutil.copyfile(run_dir / "raw.jsonl", args.results / "latest-raw.jsonl")  # every wrk run, kept with the summary
     print(f"raw output: {run_dir}")
 
 
