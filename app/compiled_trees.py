@@ -78,8 +78,10 @@ def probe_rows(n_features: int, count: int = 256, seed: int = 20261127) -> np.nd
 def compile_trees(source: Any, frontend: str, threads: int, cache_dir: Path | None = None) -> list[TreePredictor]:
     """Treelite predictors for ``source`` (``frontend``: "sklearn" or "xgboost"), fastest first.
 
-    The native library (built or reused from ``cache_dir``; none without one),
-    then GTIL; an empty list when Treelite cannot serve the model at all.
+    ``source`` is an ensemble Treelite's frontend imports (the sklearn adapter turns
+    a single decision tree into a one-tree forest first). The native library (built
+    or reused from ``cache_dir``; none without one), then GTIL; an empty list when
+    Treelite cannot serve the model at all.
     """
     try:
         import treelite
@@ -88,7 +90,7 @@ def compile_trees(source: Any, frontend: str, threads: int, cache_dir: Path | No
         return []
     try:
         if frontend == "sklearn":
-            model = treelite.sklearn.import_model(_as_forest(source))
+            model = treelite.sklearn.import_model(source)
         elif frontend == "xgboost":
             model = treelite.frontend.from_xgboost(source)
         else:
@@ -99,22 +101,6 @@ def compile_trees(source: Any, frontend: str, threads: int, cache_dir: Path | No
         return []
     native = _native(model, cache_dir)
     return [gtil] if native is None else [native, gtil]
-
-
-def _as_forest(estimator: Any) -> Any:
-    """A scikit-learn decision tree as the one-tree forest Treelite can import (same answers); others as is."""
-    from sklearn.base import is_classifier
-    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-    from sklearn.tree import BaseDecisionTree
-
-    if not isinstance(estimator, BaseDecisionTree):
-        return estimator
-    forest = (RandomForestClassifier if is_classifier(estimator) else RandomForestRegressor)(n_estimators=1)
-    forest.estimators_ = [estimator]
-    for name in ("n_outputs_", "n_classes_", "classes_", "n_features_in_"):
-        if hasattr(estimator, name):
-            setattr(forest, name, getattr(estimator, name))
-    return forest
 
 
 def _native(model: Any, cache_dir: Path | None) -> TreePredictor | None:

@@ -237,6 +237,22 @@ def _agrees(kernel: _Kernel, predict: Any, proba: Any, rows: np.ndarray, exact: 
     return bool(np.allclose(probabilities, reference, rtol=0, atol=TOLERANCE))
 
 
+def _as_forest(estimator: Any) -> Any:
+    """A scikit-learn decision tree as the one-tree forest Treelite can import (same answers); others as is."""
+    from sklearn.base import is_classifier
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.tree import BaseDecisionTree
+
+    if not isinstance(estimator, BaseDecisionTree):
+        return estimator
+    forest = (RandomForestClassifier if is_classifier(estimator) else RandomForestRegressor)(n_estimators=1)
+    forest.estimators_ = [estimator]
+    for name in ("n_outputs_", "n_classes_", "classes_", "n_features_in_"):
+        if hasattr(estimator, name):
+            setattr(forest, name, getattr(estimator, name))
+    return forest
+
+
 def _limit_jobs(estimator: Any, threads: int) -> None:
     """Pin every ``n_jobs`` in the estimator (and its steps) to the configured thread count."""
     get_params = getattr(estimator, "get_params", None)
@@ -273,7 +289,8 @@ class SklearnAdapter:
             from app.compiled_trees import compile_trees
 
             settings = self.settings
-            predictors = compile_trees(estimator, "sklearn", settings.compute_threads, settings.compiled_trees_cache)
+            forest = _as_forest(estimator)
+            predictors = compile_trees(forest, "sklearn", settings.compute_threads, settings.compiled_trees_cache)
             compiled = [_compiled_kernel(predictor, estimator) for predictor in predictors]
         return SklearnModel(estimator, compiled)
 
