@@ -1,8 +1,8 @@
 """``make bench``: modelserve (production stack) against the HTTP floor and MLServer 1.7.1.
 
 A bare model server (:mod:`bench.bare_server`, the same prediction with no
-production stack) is measured beside the floor, to show what the prediction
-alone costs on this HTTP stack.
+production stack, with and without the response headers the API promises) is
+measured beside the floor, to show what the answer alone costs on this HTTP stack.
 
     .venv/bin/python -m bench.run                      # what make bench runs
     .venv/bin/python -m bench.run --rounds 5 --duration 10
@@ -40,7 +40,7 @@ from bench.servers import PROJECT_ROOT, Server, bare_server, http_floor, mlserve
 RESULTS = PROJECT_ROOT / "bench" / "results"
 MLSERVER_VENV = PROJECT_ROOT / "var" / "bench" / "mlserver-venv"
 #: The servers that answer the LogisticRegression row only, measured in the floor's cells.
-PLAIN = ("floor", "bare")
+PLAIN = ("floor", "bare", "bare-headers")
 MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "mlserver-xgboost==1.7.1", "uvloop==0.21.0"]
 
 
@@ -199,6 +199,7 @@ def main() -> None:
             "modelserve": modelserve(root / "modelserve", root / "models", **settings),
             "floor": http_floor(root / "floor", **settings),
             "bare": bare_server(root / "bare", paths["iris_lr"], **settings),
+            "bare-headers": bare_server(root / "bare-headers", paths["iris_lr"], **settings, api_headers=True),
         }
         if venv is not None:
             servers["mlserver"] = mlserver(root / "mlserver", venv, repository)

@@ -6,7 +6,7 @@
 - the HTTP floor: the same gunicorn.conf.py (worker class, workers, threads, keep-alive)
   serving :mod:`bench.http_floor`, with no access log and no metrics;
 - the bare model server: :mod:`bench.bare_server` on the floor's settings, the LogisticRegression
-  prediction with no production stack;
+  prediction with no production stack, once as is and once with the response headers of modelserve's API;
 - MLServer 1.7.1 from its own venv, ``parallel_workers=0``, the same model files.
 """
 
@@ -260,10 +260,17 @@ def http_floor(workdir: Path, workers: int, threads: int, worker_class: str) -> 
     return _plain_gunicorn(HttpFloor, "floor", workdir, "bench.http_floor:app", api, {})
 
 
-def bare_server(workdir: Path, model: Path, workers: int, threads: int, worker_class: str) -> BareServer:
-    """:mod:`bench.bare_server` predicting with ``model`` on the floor's settings: no production stack."""
+def bare_server(
+    workdir: Path, model: Path, workers: int, threads: int, worker_class: str, api_headers: bool = False
+) -> BareServer:
+    """:mod:`bench.bare_server` predicting with ``model`` on the floor's settings: no production stack.
+
+    ``api_headers``: with the response headers modelserve's API promises, and nothing behind them.
+    """
     api = _api_settings(free_port(), workers, threads, worker_class)
-    return _plain_gunicorn(BareServer, "bare", workdir, "bench.bare_server:app", api, {"BARE_MODEL": str(model)})
+    env = {"BARE_MODEL": str(model), "BARE_API_HEADERS": "1" if api_headers else "0"}
+    name = "bare-headers" if api_headers else "bare"
+    return _plain_gunicorn(BareServer, name, workdir, "bench.bare_server:app", api, env)
 
 
 _Plain = TypeVar("_Plain", bound=HttpFloor)
