@@ -38,9 +38,19 @@ NEVER_REACHED = "100000000/minute"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: held open together, so that no two calls' answers coincide."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def post(url: str, body: Any, headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, Any]:
@@ -302,13 +312,14 @@ def _plain_gunicorn(
 
 def mlserver(workdir: Path, venv: Path, repository: Path, log_name: str = "mlserver") -> MLServer:
     """MLServer 1.7.1 from ``venv``: inference in the server process (``parallel_workers=0``)."""
-    port = free_port()
+    # Three separate free_port() calls can return the same port: a run once found gRPC on its HTTP port.
+    port, grpc_port, metrics_port = free_ports(3)
     workdir.mkdir(parents=True, exist_ok=True)
     settings = {
         "host": "127.0.0.1",
         "http_port": port,
-        "grpc_port": free_port(),
-        "metrics_port": free_port(),
+        "grpc_port": grpc_port,
+        "metrics_port": metrics_port,
         "parallel_workers": 0,
         "debug": False,
     }
