@@ -37,20 +37,25 @@ ADMIN_KEY = "ms_bench_admin_key_0123456789abcdef"
 NEVER_REACHED = "100000000/minute"
 
 
+#: Every port handed out in this process: servers are made (ports chosen) before any of them binds.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports: held open together, so that no two calls' answers coincide."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
+    """``count`` free ports, none handed out before by this process (the kernel may offer one twice)."""
+    found: list[int] = []
+    while len(found) < count:
+        with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            found.append(port)
+    return found
 
 
 def post(url: str, body: Any, headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, Any]:
@@ -312,7 +317,6 @@ def _plain_gunicorn(
 
 def mlserver(workdir: Path, venv: Path, repository: Path, log_name: str = "mlserver") -> MLServer:
     """MLServer 1.7.1 from ``venv``: inference in the server process (``parallel_workers=0``)."""
-    # Three separate free_port() calls can return the same port: a run once found gRPC on its HTTP port.
     port, grpc_port, metrics_port = free_ports(3)
     workdir.mkdir(parents=True, exist_ok=True)
     settings = {
