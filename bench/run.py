@@ -39,8 +39,7 @@ from bench.servers import PROJECT_ROOT, Server, bare_server, http_floor, mlserve
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 MLSERVER_VENV = PROJECT_ROOT / "var" / "bench" / "mlserver-venv"
-#: The servers that answer the LogisticRegression row only, measured in the floor's cells.
-PLAIN = ("floor", "bare", "bare-headers")
+PLAIN = report.PLAIN  # the servers that answer the LogisticRegression row only, in the floor's cells
 MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "mlserver-xgboost==1.7.1", "uvloop==0.21.0"]
 
 
