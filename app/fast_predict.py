@@ -43,8 +43,8 @@ from app.errors import ApiError
 from app.extensions import _summary
 from app.fast_encoding import SORTED, batch_body, single_body
 from app.fast_features import Fallback, batch_matrix, row_matrix
-from app.inference import interpret, timed_run
-from app.observability import METRICS_EXTENSION, REQUEST_ID_HEADER, WELL_FORMED_ID, new_request_id, record_prediction
+from app.inference import interpret, recorded_run
+from app.observability import METRICS_EXTENSION, REQUEST_ID_HEADER, WELL_FORMED_ID, new_request_id
 from app.validation import is_valid_name
 
 log = logging.getLogger(__name__)
@@ -298,14 +298,7 @@ class _Setup:
 
     def _predict(self, request: _Request, served: Any, X: np.ndarray) -> bytes:
         """The view's body for the model's answer, counted and logged as in :func:`app.inference.predict_matrix`."""
-        started = time.perf_counter()
-        try:
-            raw, proba, seconds = timed_run(served, X)
-        except Exception:
-            seconds = time.perf_counter() - started
-            record_prediction(served.name, seconds, X.shape, False, self.metrics, request.user_id, request.request_id)
-            raise
-        record_prediction(served.name, seconds, X.shape, True, self.metrics, request.user_id, request.request_id)
+        raw, proba, seconds = recorded_run(served, X, self.metrics, request.user_id, request.request_id)
         if request.route == "batch":
             outputs = interpret(served, raw, proba, seconds, labels=False)
             return batch_body(request.model_name, served, outputs, request.with_probabilities)

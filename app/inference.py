@@ -239,11 +239,26 @@ class Outputs:
     values: np.ndarray | None = None
 
 
-def timed_run(served: ServedModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """:func:`run_model` and the seconds it took; the model's own exception, if any, goes on."""
+def recorded_run(
+    served: ServedModel,
+    X: np.ndarray,
+    metrics: Any = FROM_CONTEXT,
+    user_id: Any = FROM_CONTEXT,
+    request_id: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """:func:`run_model` and the seconds it took, counted and logged by :func:`record_prediction`.
+
+    A model that raises is counted as a failed prediction and its exception goes on.
+    """
     started = time.perf_counter()
-    raw, proba = run_model(served, X)
-    return raw, proba, time.perf_counter() - started
+    try:
+        raw, proba = run_model(served, X)
+    except Exception:
+        record_prediction(served.name, time.perf_counter() - started, X.shape, False, metrics, user_id, request_id)
+        raise
+    seconds = time.perf_counter() - started
+    record_prediction(served.name, seconds, X.shape, True, metrics, user_id, request_id)
+    return raw, proba, seconds
 
 
 def interpret(
@@ -283,16 +298,10 @@ def predict_matrix(
 ) -> tuple[list[dict], float]:
     """Predict a checked float64 matrix; return one result dict per row and the seconds the model took.
 
-    The call is counted in the metrics and logged (:func:`record_prediction`);
+    The call is counted in the metrics and logged (:func:`recorded_run`);
     ``metrics``, ``user_id`` and ``request_id`` come from the Flask request when not given.
     """
-    started = time.perf_counter()
-    try:
-        raw, proba, seconds = timed_run(served, X)
-    except Exception:
-        record_prediction(served.name, time.perf_counter() - started, X.shape, False, metrics, user_id, request_id)
-        raise
-    record_prediction(served.name, seconds, X.shape, True, metrics, user_id, request_id)
+    raw, proba, seconds = recorded_run(served, X, metrics, user_id, request_id)
     return result_dicts(interpret(served, raw, proba, seconds), with_probabilities), seconds
 
 

@@ -47,14 +47,14 @@ def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
 def timed_app() -> Any:
     """The application, its lane's pieces timed; every REPORT_EVERY requests a ``LANE-COSTS`` line on stderr."""
-    from app import create_app, fast_predict, metrics, registry
+    from app import create_app, fast_predict, inference, metrics, registry
     from app.security import rate_limits
 
     lane = fast_predict._Setup
     for owner, names in (
         (lane, ("check", "_identify", "answer", "_predict")),
-        (fast_predict, ("_read_body", "row_matrix", "new_request_id", "timed_run", "record_prediction")),
-        (fast_predict, ("interpret", "single_body")),
+        (fast_predict, ("_read_body", "row_matrix", "new_request_id", "recorded_run", "interpret", "single_body")),
+        (inference, ("run_model", "record_prediction")),  # inside recorded_run: the model call, its metrics and log
         (registry.ModelRegistry, ("get",)),
         (rate_limits.FixedWindowCounter, ("hit",)),
         (metrics.Metrics, ("observe_request", "observe_prediction")),
