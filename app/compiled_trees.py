@@ -75,6 +75,11 @@ def probe_rows(n_features: int, count: int = 256, seed: int = 20261127) -> np.nd
     return np.vstack([np.zeros((1, n_features)), np.abs(rows[: count // 2]), rows])
 
 
+#: The probe rows' batches a kernel must answer like the model: all at once, then the first
+#: eight one by one (kernels may take another path for a single row).
+PROBE_BATCHES = (slice(None), *(slice(i, i + 1) for i in range(8)))
+
+
 def compile_trees(source: Any, frontend: str, threads: int, cache_dir: Path | None = None) -> list[TreePredictor]:
     """Treelite predictors for ``source`` (``frontend``: "sklearn" or "xgboost"), fastest first.
 

@@ -121,7 +121,7 @@ class XGBoostModel:
 
     def _choose_kernel(self, compiled_wanted: bool, threads: int, cache_dir: Path | None) -> Any:
         """The fastest way to the booster's outputs that answers as ``inplace_predict`` on probe rows."""
-        from app.compiled_trees import TOLERANCE, compile_trees, probe_rows
+        from app.compiled_trees import PROBE_BATCHES, TOLERANCE, compile_trees, probe_rows
 
         rows = probe_rows(self.booster.num_features())
         reference = self._inplace(rows)
@@ -134,9 +134,8 @@ class XGBoostModel:
         except Exception as exc:  # another XGBoost layout: the public call
             log.warning("XGBoost's C prediction function is not reachable (%s); using inplace_predict", exc)
         for name, predict, tolerance in candidates:
-            try:  # all the probe rows at once, and a few one by one (the native library has a one-row path)
-                batches = (slice(None), *(slice(i, i + 1) for i in range(8)))
-                if all(_agrees(predict(rows[b]), reference[b], tolerance) for b in batches):
+            try:
+                if all(_agrees(predict(rows[b]), reference[b], tolerance) for b in PROBE_BATCHES):
                     self.kernel = name
                     return predict
             except Exception as exc:
