@@ -86,6 +86,14 @@ def bench_environ(**extra: str) -> dict[str, str]:
     return env
 
 
+def _gunicorn_environ(**extra: str) -> dict[str, str]:
+    """:func:`bench_environ` without the variables that would override a config file's api section."""
+    env = bench_environ(**extra)
+    for variable in ("API_PORT", "API_HOST", "API_WORKERS", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(variable, None)
+    return env
+
+
 @dataclass
 class Server:
     """A started server process (its own process group), its port and where it logs."""
@@ -252,13 +260,11 @@ def modelserve(
     _merge(config, overrides)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     (workdir / "security.yaml").write_text(yaml.safe_dump(security), encoding="utf-8")
-    env = bench_environ(
+    env = _gunicorn_environ(
         ENVIRONMENT="production",
         MODELSERVE_CONFIG=str(workdir / "config.yaml"),
         MODELSERVE_SECURITY_CONFIG=str(workdir / "security.yaml"),
     )
-    for name in ("API_PORT", "API_HOST", "API_WORKERS", "PROMETHEUS_MULTIPROC_DIR"):
-        env.pop(name, None)
     return ModelServe(
         name="modelserve",
         port=port,
@@ -302,9 +308,7 @@ def _plain_gunicorn(
         "monitoring": {"enable_metrics": False},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    env = bench_environ(MODELSERVE_CONFIG=str(workdir / "config.yaml"), ENVIRONMENT="development", **extra_env)
-    for variable in ("API_PORT", "API_HOST", "API_WORKERS", "PROMETHEUS_MULTIPROC_DIR"):
-        env.pop(variable, None)
+    env = _gunicorn_environ(MODELSERVE_CONFIG=str(workdir / "config.yaml"), ENVIRONMENT="development", **extra_env)
     return kind(
         name=name,
         port=api["port"],
