@@ -4,6 +4,7 @@ what a running modelserve exposes at /api/v1/metrics."""
 from __future__ import annotations
 
 import pytest
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.support import alert_rules, dashboard_expressions, promql_metric_names
@@ -51,12 +52,21 @@ def test_every_dashboard_and_alert_metric_is_exposed(tmp_path):
         for name in ("iris_classifier", "iris_xgboost"):
             assert server.post(f"/api/v1/predict/{name}", json={"features": [5.1, 3.5, 1.4, 0.2]}).ok
         assert server.post("/api/v1/predict", json={"features": [1]}).status_code == 422
-        assert server.post("/api/v1/models/load", json={"model_name": "spare", "model_path": "spare.joblib"}).ok
         assert (
             server.post("/api/v1/models/load", json={"model_name": "broken", "model_path": "broken.joblib"}).status_code
             == 422
         )
-        assert server.delete("/api/v1/models/spare").ok
+        # An unload is counted by the worker that held the model, so load and delete go over one
+        # keep-alive connection (one worker); on two connections the delete may land on a worker
+        # that never loaded "spare", and nothing is unloaded until the other one next syncs.
+        with requests.Session() as one_worker:
+            loaded = one_worker.post(
+                server.url + "/api/v1/models/load",
+                json={"model_name": "spare", "model_path": "spare.joblib"},
+                timeout=30,
+            )
+            assert loaded.ok, loaded.text
+            assert one_worker.delete(server.url + "/api/v1/models/spare", timeout=30).ok
         response = server.get("/api/v1/metrics")
     assert response.status_code == 200, response.text[:500]
     exposed = {sample.name for family in text_string_to_metric_families(response.text) for sample in family.samples}
