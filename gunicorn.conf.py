@@ -57,22 +57,18 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 def post_worker_init(worker):
     """Load the models in each worker before it accepts requests."""
-    extensions = getattr(worker.wsgi, "extensions", {})  # a plain WSGI app (bench/http_floor.py) has none
-    services = extensions.get("modelserve")
+    services = getattr(worker.wsgi, "extensions", {}).get("modelserve")  # a plain WSGI app (bench) has none
     if services is not None:
         services.registry.warm()
-    jobs = extensions.get("modelserve_jobs")
-    if jobs is not None:  # runs queued jobs, recovers the ones a stopped worker left running
-        jobs.executor.start()
+        if services.jobs is not None:  # runs queued jobs, recovers the ones a stopped worker left running
+            services.jobs.executor.start()
     # Everything loaded so far (libraries, models) lives as long as the worker: keep it out of the
-    # garbage collector's full passes, which otherwise rescan it while requests wait (measured:
-    # a 1,000-row batch 1.24 -> 0.95 ms in-process).
+    # garbage collector's full passes, which otherwise rescan it while requests wait.
     gc.freeze()
     # A 1,000-row batch parses into 1,000 lists: with the default young generation (700
     # containers) that is a collection or two in the middle of every batch. Collect the young
-    # generation every 10,000 allocations instead (measured: a 1,000-row batch 492 -> 455 us
-    # in-process; single rows unchanged). Request data is acyclic: it is freed by reference
-    # counting as soon as the answer is sent, whatever the thresholds.
+    # generation every 10,000 allocations instead. Request data is acyclic: it is freed by
+    # reference counting as soon as the answer is sent, whatever the thresholds.
     gc.set_threshold(10_000, 50, 100)
 
 
@@ -95,7 +91,7 @@ PREIMPORTED = (
     "app.api.jobs.resources",
     "app.api.system.resources",
     "app.metrics",
-    "app.fast_predict",
+    "app.answers",
     "app.security.rate_limits",
     "flask_limiter",
     "flask_cors",

@@ -8,6 +8,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from app.services import services
+
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_demo_models_command)
@@ -35,7 +37,7 @@ def create_demo_models_command(directory: Path | None, data_directory: Path | No
     from app.demo_models import create_demo_models
 
     target = directory or Path(current_app.config["MODELSERVE"]["models"]["model_directory"])
-    registry = current_app.extensions["modelserve"].registry
+    registry = services().registry
     default_dir = registry.model_dir.resolve() == target.resolve()
     for filename, outcome in create_demo_models(target, force=force):
         click.echo(f"{outcome:8s} {target / filename}")
@@ -80,7 +82,7 @@ def create_api_key_command(name: str, roles: tuple[str, ...]) -> None:
 @click.argument("model_path")
 def trust_model_command(model_path: str) -> None:
     """Trust a pickle/joblib/.py file in the model directory for loading (by its current sha256)."""
-    registry = current_app.extensions["modelserve"].registry
+    registry = services().registry
     file, digest, added = registry.trust(model_path, actor="cli")
     click.echo(f"{'trusted' if added else 'already trusted'} {file} sha256={digest}")
 

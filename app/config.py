@@ -90,8 +90,6 @@ class ApiSection(_Section):
     max_request_size = _int(10 * 1024 * 1024, 1024, 1024**3)
     worker_class = ma.fields.String(load_default="gthread", validate=validate.OneOf(["sync", "gthread"]))
     threads = _int(1, 1, 64)
-    #: Answer well-formed predictions in a WSGI fast lane before Flask (app/fast_predict.py).
-    fast_predictions = _bool(True)
 
 
 class ModelsSection(_Section):

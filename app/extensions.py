@@ -1,4 +1,4 @@
-"""The Api class every blueprint registers with, and access to per-worker services.
+"""flask-smorest's Api and Blueprint, subclassed once: our error body and our JSON body parser.
 
 An Api is created per application by the factory (flask-smorest keeps one
 spec per Api instance, and tests build many applications).
@@ -6,13 +6,17 @@ spec per Api instance, and tests build many applications).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import current_app, g
-from flask_smorest import Api
+import orjson
+from flask import g
+from flask_smorest import Api, Blueprint
+from webargs import core
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from app.errors import ErrorSchema
+from app.errors import BadRequest, ErrorSchema
 
 
 class ModelServeApi(Api):
@@ -21,6 +25,7 @@ class ModelServeApi(Api):
     ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """flask-smorest's body, completed: a message always, the request id, and werkzeug's headers (``Allow``)."""
         if isinstance(error, InternalServerError):
             # Flask has logged the traceback (logger "app", with the request id); the client gets none of it.
             error = InternalServerError()
@@ -28,17 +33,38 @@ class ModelServeApi(Api):
         if "message" not in payload:
             payload["message"] = _summary(payload.get("errors")) or error.description or error.name
         payload["request_id"] = g.get("request_id", "-")
-        return payload, status, headers
+        extra = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        return payload, status, {**extra, **(headers or {})}
 
 
-def current_actor() -> str:
-    """Who is asking, for the audit trail: the authenticated user, else "anonymous"."""
-    return g.get("user_id") or "anonymous"
+class JsonBodyParser(FlaskParser):
+    """webargs' Flask parser reading JSON bodies with orjson.
+
+    orjson refuses what the JSON standard refuses, NaN and Infinity included;
+    such a body is read again by the standard library, which takes them, so
+    that a NaN feature is a 422 naming the feature rather than a 400.
+    """
+
+    def load_json(self, req: Any, schema: Any) -> Any:
+        if not core.is_json(req.mimetype):
+            return core.missing
+        data = req.get_data(cache=True)
+        if not data:
+            return core.missing
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise BadRequest("Invalid JSON body.", errors={"json": ["Invalid JSON body."]}) from None
 
 
-def services() -> Any:
-    """The per-worker services the factory built (registry, plugins, config)."""
-    return current_app.extensions["modelserve"]
+class ModelServeBlueprint(Blueprint):
+    """flask-smorest's Blueprint, parsing JSON bodies with :class:`JsonBodyParser`."""
+
+    ARGUMENTS_PARSER = JsonBodyParser()
 
 
 def _summary(errors: Any, prefix: str = "") -> str | None:

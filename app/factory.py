@@ -1,37 +1,34 @@
-"""The application factory: wiring only, no work at import time."""
+"""The application factory: wiring only, no work at import time.
+
+Every request is answered by one chain: Flask's dispatch, the ``before_request``
+functions registered here (request id, size and content type, the access
+check with its rate limit), the flask-smorest view, then the ``after_request``
+functions (headers, metrics).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
 from app.adapters import AdapterSettings
 from app.config import load_config
 from app.extensions import ModelServeApi
 from app.observability import configure_logging, register_request_ids
-from app.plugin_manager import PluginSet, build_plugin_manager
+from app.plugin_manager import build_plugin_manager
 from app.registry import ModelRegistry, TrustPolicy
 from app.security.settings import auth_configured, check_startup, unverified_pickles_allowed
+from app.services import EXTENSION, Services
 from app.state_store import build_state_store
 
 log = logging.getLogger(__name__)
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@dataclass
-class Services:
-    """What the views need, built once per worker."""
-
-    config: dict[str, Any]
-    plugins: PluginSet
-    registry: ModelRegistry
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -42,7 +39,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     limit_compute_threads(settings["runtime"]["compute_threads"])
 
     app = Flask("app")
-    register_fast_predictions(app)  # innermost middleware: ProxyFix (rate_limits) wraps it
     app.config.update(
         MODELSERVE=settings,
         API_TITLE="modelserve",
@@ -53,16 +49,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         API_SPEC_OPTIONS={"info": {"description": "Prediction and model-management API of modelserve."}},
     )
+    svc = register_services(app, settings)
+    register_proxy_fix(app, settings["security"])
     register_request_ids(app)
     register_hygiene(app, settings)
     register_cors(app, settings["security"])
-    register_access_control_for(app, settings)
     register_swagger_assets(app)
     register_api(app)
-    register_rate_limits_for(app, settings)
-    register_services(app, settings)
-    register_jobs(app, settings)
-    register_metrics(app, settings)
+    register_access(app, svc)
+    register_jobs(app, svc)
     register_cli(app)
     return app
 
@@ -80,11 +75,43 @@ def limit_compute_threads(threads: int) -> None:
     threadpool_limits(threads)
 
 
-def register_fast_predictions(app: Flask) -> None:
-    """The prediction endpoints' WSGI fast lane (``api.fast_predictions``; see :mod:`app.fast_predict`)."""
-    from app.fast_predict import FastPredictions
+def register_services(app: Flask, settings: dict[str, Any]) -> Services:
+    """The plugins, the registry and the metrics: what the views and the hooks below use."""
+    plugin_dir = Path(settings["plugins"]["directory"])
+    runtime = settings["runtime"]
+    adapter_settings = AdapterSettings(
+        compute_threads=runtime["compute_threads"],
+        compiled_trees=runtime["compiled_trees"],
+        compiled_trees_cache=Path(settings["registry"]["state_directory"]) / "compiled-trees",
+    )
+    plugins = build_plugin_manager(plugin_dir, adapter_settings)
+    store = build_state_store(settings["registry"])
+    trust = TrustPolicy(
+        trusted=frozenset(settings["security"]["trusted_models"]),
+        allow_unverified=unverified_pickles_allowed(settings),
+    )
+    registry = ModelRegistry(store, plugins, settings["models"], settings["registry"]["sync_interval_ms"], trust)
+    svc = app.extensions[EXTENSION] = Services(config=settings, plugins=plugins, registry=registry)
+    if settings["monitoring"]["enable_metrics"]:
+        from app.metrics import register_metrics
 
-    app.wsgi_app = FastPredictions(app, app.wsgi_app)  # type: ignore[method-assign]
+        # First of the request hooks: every request is timed, those refused before their view too.
+        svc.metrics = register_metrics(app, plugins)
+
+    @app.before_request
+    def _warm_models() -> None:
+        registry.warm()
+
+    return svc
+
+
+def register_proxy_fix(app: Flask, security: Mapping[str, Any]) -> None:
+    """Client addresses from X-Forwarded-For, only behind ``security.trusted_proxies`` proxies."""
+    if security["trusted_proxies"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = security["trusted_proxies"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
 
 def register_hygiene(app: Flask, settings: Mapping[str, Any]) -> None:
@@ -102,36 +129,17 @@ def register_cors(app: Flask, security: Mapping[str, Any]) -> None:
     CORS(app, resources={r"/api/*": {"origins": security["cors_origins"]}}, expose_headers=["X-Request-ID"])
 
 
-def register_access_control_for(app: Flask, settings: dict[str, Any]) -> None:
-    """Authenticate (API keys, JWT) and check each endpoint's declared role."""
-    from app.security.auth import Authenticator, configure_jwt
-    from app.security.policy import register_access_control
-
-    security = settings["security"]
-    jwt_enabled = configure_jwt(app, security["jwt"])
-    authenticator, enforce = Authenticator(security, jwt_enabled), auth_configured(security)
-    register_access_control(app, authenticator, enforce=enforce)
-    app.extensions["modelserve_auth"] = (authenticator, enforce)
-
-
-def register_rate_limits_for(app: Flask, settings: dict[str, Any]) -> None:
-    """After the blueprints: the limits attach to the view functions that declared a group."""
-    from app.security.rate_limits import register_rate_limits
-
-    app.extensions["modelserve_limiter"] = register_rate_limits(app, settings["security"])
-
-
 def register_api(app: Flask) -> None:
     from app.api.adapters.resources import blp as adapters_blp
     from app.api.audit.resources import blp as audit_blp
-    from app.api.fields import feature_row_openapi
+    from app.api.fields import features_openapi
     from app.api.jobs.resources import blp as jobs_blp
     from app.api.models.resources import blp as models_blp
     from app.api.predictions.resources import blp as predictions_blp
     from app.api.system.resources import build_blueprint as build_system_blueprint
 
     api = ModelServeApi(app)
-    api.ma_plugin.converter.add_attribute_function(feature_row_openapi)
+    api.ma_plugin.converter.add_attribute_function(features_openapi)
     key_header = app.config["MODELSERVE"]["security"]["api_key_header"]
     api.spec.components.security_scheme("ApiKeyAuth", {"type": "apiKey", "in": "header", "name": key_header})
     api.spec.components.security_scheme("BearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
@@ -141,45 +149,48 @@ def register_api(app: Flask) -> None:
     api.register_blueprint(build_system_blueprint(settings["monitoring"], settings["security"]["metrics_require_auth"]))
 
 
-def register_services(app: Flask, settings: dict[str, Any]) -> None:
-    plugin_dir = Path(settings["plugins"]["directory"])
-    runtime = settings["runtime"]
-    adapter_settings = AdapterSettings(
-        compute_threads=runtime["compute_threads"],
-        compiled_trees=runtime["compiled_trees"],
-        compiled_trees_cache=Path(settings["registry"]["state_directory"]) / "compiled-trees",
+def register_access(app: Flask, svc: Services) -> None:
+    """After the blueprints: authenticate (API keys, JWT), check each endpoint's role, count its rate limit."""
+    from app.security.access import AccessControl, register_access_check
+    from app.security.auth import Authenticator, configure_jwt
+    from app.security.policy import AccessTable
+
+    security = svc.config["security"]
+    jwt_enabled = configure_jwt(app, security["jwt"])
+    svc.access = AccessControl(
+        table=AccessTable(app),
+        authenticator=Authenticator(security, jwt_enabled),
+        enforce=auth_configured(security),
+        rate_limits=build_rate_limits(app, svc) if security["rate_limit_enabled"] else None,
     )
-    plugins = build_plugin_manager(plugin_dir, adapter_settings)
-    store = build_state_store(settings["registry"])
-    trust = TrustPolicy(
-        trusted=frozenset(settings["security"]["trusted_models"]),
-        allow_unverified=unverified_pickles_allowed(settings),
-    )
-    registry = ModelRegistry(store, plugins, settings["models"], settings["registry"]["sync_interval_ms"], trust)
-    app.extensions["modelserve"] = Services(config=settings, plugins=plugins, registry=registry)
-
-    @app.before_request
-    def _warm_models() -> None:
-        registry.warm()
+    register_access_check(app, svc.access)
 
 
-def register_jobs(app: Flask, settings: dict[str, Any]) -> None:
+def build_rate_limits(app: Flask, svc: Services) -> Any:
+    from app.metrics import endpoint_label
+    from app.security.rate_limits import build_rate_limits as build
+
+    metrics = svc.metrics
+
+    def breached(limit: str, key: str) -> None:
+        log.warning("rate limit %s exceeded for %s on %s", limit, key, request.path)
+        if metrics is not None:
+            metrics.observe_rate_limit_rejection(endpoint_label())
+
+    return build(app, svc.config["security"], breached)
+
+
+def register_jobs(app: Flask, svc: Services) -> None:
     """Batch-scoring jobs; the executor starts in each gunicorn worker (post_worker_init) or on first use."""
     from app.jobs.service import build_job_service
 
-    app.extensions["modelserve_jobs"] = build_job_service(app, settings)
+    svc.jobs = build_job_service(app, svc.config)
 
 
 def register_swagger_assets(app: Flask) -> None:
     from app.docs_assets import register_swagger_assets as register
 
     register(app)
-
-
-def register_metrics(app: Flask, settings: dict[str, Any]) -> None:
-    from app.metrics import register_metrics as register
-
-    register(app, settings)
 
 
 def register_cli(app: Flask) -> None:

@@ -7,20 +7,19 @@ confidence and timing live here so that no adapter repeats them.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from app.errors import InvalidFeatures
-from app.observability import FROM_CONTEXT, iso_timestamp, record_prediction
+from app.features import FeatureError, Features, Row, check_rows, model_matrix
+from app.observability import iso_timestamp, record_prediction
 from app.registry import ServedModel
 
-Row = Sequence[float] | Mapping[str, float]
-#: JSON numbers (bool is a subclass of int, but its type is not int).
-_NUMBER_TYPES = frozenset({int, float})
+if TYPE_CHECKING:
+    from app.metrics import Metrics
 
 
 def utc_timestamp() -> str:
@@ -44,65 +43,21 @@ def feature_count(served: ServedModel) -> int | None:
     return cache["feature_count"]
 
 
-def to_matrix(served: ServedModel, rows: Sequence[Row] | np.ndarray) -> np.ndarray:
-    """Return rows as a float64 matrix in the model's feature order, or raise 422."""
-    expected = feature_count(served)
-    names = feature_names_of(served)
-    matrix = _plain_matrix(rows, expected)
-    if matrix is not None:
-        return matrix
-    ordered: list[Sequence[float]] = []
-    for index, row in enumerate(rows):
-        where = f"row {index}: " if len(rows) > 1 else ""
-        if isinstance(row, Mapping):
-            if names is None:
-                raise InvalidFeatures(
-                    f"{where}model '{served.name}' has no feature names; send features as a list of numbers."
-                )
-            missing = [n for n in names if n not in row]
-            unknown = [k for k in row if k not in names]
-            if missing or unknown:
-                parts = []
-                if missing:
-                    parts.append(f"missing {', '.join(missing)}")
-                if unknown:
-                    parts.append(f"unknown {', '.join(unknown)}")
-                raise InvalidFeatures(f"{where}named features do not match the model ({'; '.join(parts)}).")
-            ordered.append([row[n] for n in names])
-        else:
-            if expected is not None and len(row) != expected:
-                raise InvalidFeatures(f"{where}expected {expected} features, got {len(row)}.")
-            ordered.append(row)
-    matrix = np.asarray(ordered, dtype=np.float64)
-    if matrix.ndim != 2 or (len(ordered) > 1 and len({len(r) for r in ordered}) != 1):
-        raise InvalidFeatures("all rows must have the same number of features.")
-    return matrix
+def to_matrix(served: ServedModel, rows: Features | np.ndarray | Sequence[Row]) -> np.ndarray:
+    """Checked rows (or a file's numbers, or raw rows) as the model's float64 input, or raise 422."""
+    if not isinstance(rows, (Features, np.ndarray)):
+        try:
+            rows = check_rows(list(rows))
+        except FeatureError as exc:
+            raise InvalidFeatures(_first_message(exc.messages)) from None
+    return model_matrix(rows, feature_count(served), feature_names_of(served), served.name)
 
 
-def _plain_matrix(rows: Sequence[Row] | np.ndarray, expected: int | None) -> np.ndarray | None:
-    """The common case in one step: a numeric 2-D array, or lists of numbers of the expected length.
-
-    Anything else (named features, a wrong length, ragged rows) returns None and
-    goes through the row-by-row checks, which say precisely what is wrong.
-    """
-    if isinstance(rows, np.ndarray):
-        if rows.ndim == 2 and rows.dtype.kind in "iuf" and (expected is None or rows.shape[1] == expected):
-            return np.ascontiguousarray(rows, dtype=np.float64)
-        return None
-    if not rows or not isinstance(rows, list) or set(map(type, rows)) != {list}:
-        return None
-    lengths = set(map(len, rows))
-    if len(lengths) != 1 or (expected is not None and lengths != {expected}):
-        return None
-    # Exactly JSON numbers: bool is a subclass of int that fromiter would take as 0/1.
-    if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
-        return None
-    width = lengths.pop()
-    try:
-        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
-    except (OverflowError, ValueError, TypeError):
-        return None
-    return flat.reshape(len(rows), width)
+def _first_message(messages: list[str] | dict[int, list[str]]) -> str:
+    if isinstance(messages, dict):
+        row, found = next(iter(messages.items()))
+        return f"row {row}: {found[0]}"
+    return messages[0]
 
 
 def label_table(served: ServedModel) -> list[str] | None:
@@ -218,11 +173,6 @@ def run_model(served: ServedModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.asarray(served.model.predict(X)), None
 
 
-def predict_rows(served: ServedModel, rows: Sequence[Row], with_probabilities: bool) -> tuple[list[dict], float]:
-    """Predict every row; return one result dict per row and the seconds the model took."""
-    return predict_matrix(served, to_matrix(served, rows), with_probabilities)
-
-
 @dataclass(slots=True)
 class Outputs:
     """What a model answered for a matrix, one entry per row, before it becomes JSON.
@@ -240,11 +190,7 @@ class Outputs:
 
 
 def recorded_run(
-    served: ServedModel,
-    X: np.ndarray,
-    metrics: Any = FROM_CONTEXT,
-    user_id: Any = FROM_CONTEXT,
-    request_id: str | None = None,
+    served: ServedModel, X: np.ndarray, metrics: Metrics | None = None, user_id: str | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """:func:`run_model` and the seconds it took, counted and logged by :func:`record_prediction`.
 
@@ -254,10 +200,10 @@ def recorded_run(
     try:
         raw, proba = run_model(served, X)
     except Exception:
-        record_prediction(served.name, time.perf_counter() - started, X.shape, False, metrics, user_id, request_id)
+        record_prediction(served.name, time.perf_counter() - started, X.shape, False, metrics, user_id)
         raise
     seconds = time.perf_counter() - started
-    record_prediction(served.name, seconds, X.shape, True, metrics, user_id, request_id)
+    record_prediction(served.name, seconds, X.shape, True, metrics, user_id)
     return raw, proba, seconds
 
 
@@ -267,7 +213,7 @@ def interpret(
     """The model's raw answer as :class:`Outputs`; 422 rather than NaN or Infinity.
 
     ``labels=False`` leaves a classifier's labels out when they are its label
-    table's, by index (:func:`label_table`): the fast lane's encoder picks them itself.
+    table's, by index (:func:`label_table`): :mod:`app.answers` picks them itself.
     """
     served.count(len(raw))
     _check_finite(served, raw, proba)
@@ -288,21 +234,28 @@ def interpret(
     return Outputs(seconds, indices, names, proba, confidences)
 
 
-def predict_matrix(
+def predict(
     served: ServedModel,
-    X: np.ndarray,
-    with_probabilities: bool,
-    metrics: Any = FROM_CONTEXT,
-    user_id: Any = FROM_CONTEXT,
-    request_id: str | None = None,
-) -> tuple[list[dict], float]:
-    """Predict a checked float64 matrix; return one result dict per row and the seconds the model took.
+    rows: Features | np.ndarray | Sequence[Row],
+    metrics: Metrics | None = None,
+    user_id: str | None = None,
+    labels: bool = True,
+) -> Outputs:
+    """Fit the rows to the model, run it (counted in ``metrics``, logged with ``user_id``) and interpret it."""
+    X = to_matrix(served, rows)
+    raw, proba, seconds = recorded_run(served, X, metrics, user_id)
+    return interpret(served, raw, proba, seconds, labels=labels)
 
-    The call is counted in the metrics and logged (:func:`recorded_run`);
-    ``metrics``, ``user_id`` and ``request_id`` come from the Flask request when not given.
-    """
-    raw, proba, seconds = recorded_run(served, X, metrics, user_id, request_id)
-    return result_dicts(interpret(served, raw, proba, seconds), with_probabilities), seconds
+
+def predict_rows(
+    served: ServedModel,
+    rows: Features | np.ndarray | Sequence[Row],
+    with_probabilities: bool,
+    metrics: Metrics | None = None,
+) -> tuple[list[dict], float]:
+    """Predict every row; return one result dict per row and the seconds the model took."""
+    outputs = predict(served, rows, metrics)
+    return result_dicts(outputs, with_probabilities), outputs.seconds
 
 
 def result_dicts(outputs: Outputs, with_probabilities: bool) -> list[dict]:

@@ -23,15 +23,14 @@ from typing import Any
 
 from flask import Flask, current_app, g, request, request_started
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, values
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from app import system_stats
 from app.hookspecs import hookimpl
 from app.multiprocess_metrics import MULTIPROC_ENV
-from app.observability import METRICS_EXTENSION
 
 UNMATCHED = "unmatched"
 UNKNOWN_MODEL = "unknown"
@@ -100,7 +99,6 @@ class Metrics:
         self.rate_limit_rejections = Counter(
             "rate_limit_rejections_total", "Requests refused by the rate limiter (429).", ["endpoint"], registry=r
         )
-        self._exporter = PrometheusMetrics(app=None, path=None, export_defaults=False, registry=r)
         self._models: set[str] = set()
         #: Labelled children by label values: ``labels()`` validates and locks on every call.
         self._children: dict[tuple, Any] = {}
@@ -132,6 +130,9 @@ class Metrics:
         if ok:
             self._child(self.prediction_duration, label).observe(seconds)
 
+    def observe_rate_limit_rejection(self, endpoint: str) -> None:
+        self._child(self.rate_limit_rejections, endpoint).inc()
+
     def observe_model_load(self, name: str, seconds: float | None, ok: bool = True) -> None:
         if ok:
             self._models.add(name)
@@ -154,17 +155,22 @@ class Metrics:
 
     # --- reading ------------------------------------------------------------
 
-    def exposition(self, accept: str | None) -> tuple[str, str]:
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The text format Prometheus scrapes (OpenMetrics when asked for), and its content type."""
-        return self._exporter.generate_metrics(accept)
+        encode, content_type = choose_encoder(accept or "")
+        return encode(self._source()), content_type
+
+    def _source(self) -> CollectorRegistry:
+        """This worker's registry, or every worker's samples when multiprocess."""
+        if not os.environ.get(MULTIPROC_ENV):
+            return self.registry
+        source = CollectorRegistry()
+        MultiProcessCollector(source)
+        return source
 
     def totals(self) -> dict[str, int]:
         """Requests, predictions and failed predictions so far: all workers' when multiprocess."""
-        if os.environ.get(MULTIPROC_ENV):
-            source = CollectorRegistry()
-            MultiProcessCollector(source)
-        else:
-            source = self.registry
+        source = self._source()
         sums = {"requests": 0.0, "predictions": 0.0, "prediction_errors": 0.0}
         for family in source.collect():
             for sample in family.samples:
@@ -197,11 +203,6 @@ class ModelLifecycleMetrics:
         self.metrics.observe_model_load(name, None, ok=False)
 
 
-def current_metrics() -> Metrics | None:
-    """The application's metrics, or None when ``monitoring.enable_metrics`` is off."""
-    return current_app.extensions.get(METRICS_EXTENSION)
-
-
 def endpoint_label() -> str:
     """The current request's route template (``/api/v1/predict/{model_name}``), or ``unmatched``."""
     rule = request.url_rule
@@ -226,24 +227,14 @@ def _template(rule: str) -> str:
     return _RULE_VARIABLE.sub(r"{\1}", rule)
 
 
-def count_rate_limit_rejection() -> None:
-    """Count a request the rate limiter refused (call it where the 429 is produced)."""
-    metrics = current_metrics()
-    if metrics is not None:
-        metrics.rate_limit_rejections.labels(endpoint_label()).inc()
-
-
-def register_metrics(app: Flask, settings: Mapping[str, Any]) -> None:
-    """Count every request and the models' lifecycle, when ``monitoring.enable_metrics`` is on.
+def register_metrics(app: Flask, plugins: Any) -> Metrics:
+    """Count every request and the models' lifecycle (``plugins``' hooks); return the application's metrics.
 
     The metrics endpoint itself is a resource of :mod:`app.api.system`.
     """
-    if not settings["monitoring"]["enable_metrics"]:
-        return
     disable_created_metrics()  # the *_created series double the output for nothing a dashboard uses
     metrics = Metrics()
-    app.extensions[METRICS_EXTENSION] = metrics
-    app.extensions["modelserve"].plugins.manager.register(ModelLifecycleMetrics(metrics), name="modelserve.metrics")
+    plugins.manager.register(ModelLifecycleMetrics(metrics), name="modelserve.metrics")
 
     def start_timer(sender: Flask, **_: Any) -> None:
         g.metrics_started = time.perf_counter()
@@ -259,3 +250,5 @@ def register_metrics(app: Flask, settings: Mapping[str, Any]) -> None:
         seconds = time.perf_counter() - started if started is not None else None
         metrics.observe_request(request.method, endpoint_label(), response.status_code, seconds)
         return response
+
+    return metrics

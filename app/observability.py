@@ -12,14 +12,15 @@ import os
 import re
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from flask import Flask, current_app, g, has_app_context, has_request_context, request
+from flask import Flask, g, has_request_context, request
 from werkzeug.wrappers import Response
 
-#: Where :func:`app.metrics.register_metrics` keeps the application's metrics (absent when disabled).
-METRICS_EXTENSION = "modelserve_metrics"
+if TYPE_CHECKING:
+    from app.metrics import Metrics
+
 REQUEST_ID_HEADER = "X-Request-ID"
 WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged as a field.
@@ -27,7 +28,7 @@ _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"m
 
 
 def iso_timestamp(seconds: float) -> str:
-    """``2026-11-27T22:04:03.879Z`` for a ``time.time()`` value (every request writes two or three)."""
+    """``2026-11-27T22:04:03.879Z`` for a ``time.time()`` value; the whole second's text is cached."""
     whole = int(seconds)
     cached_second, text = _second_text
     if whole != cached_second:
@@ -40,7 +41,7 @@ _second_text: list[Any] = [None, ""]
 
 
 def new_request_id() -> str:
-    """32 random hex digits, like ``uuid4().hex`` without building a UUID (a quarter of the time)."""
+    """32 random hex digits, like ``uuid4().hex`` without building a UUID."""
     return os.urandom(16).hex()
 
 
@@ -86,7 +87,6 @@ def configure_logging(level: str, fmt: str) -> None:
         if fmt == "json"
         else logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
     )
-    handler.modelserve_json = fmt == "json"  # type: ignore[attr-defined]  # see log_json_line
     logger = logging.getLogger("app")
     logger.handlers[:] = [handler]
     logger.setLevel(level)
@@ -108,33 +108,23 @@ def register_request_ids(app: Flask) -> None:
 prediction_log = logging.getLogger("app.predictions")
 
 
-#: "Take it from the Flask request being handled" (the default of :func:`record_prediction`).
-FROM_CONTEXT: Any = object()
-
-
 def record_prediction(
     model_name: str,
     seconds: float,
     shape: tuple[int, ...],
     ok: bool,
-    metrics: Any = FROM_CONTEXT,
-    user_id: Any = FROM_CONTEXT,
-    request_id: str | None = None,
+    metrics: Metrics | None = None,
+    user_id: str | None = None,
 ) -> None:
-    """Count a model call of ``shape`` (rows, features) in the metrics; log "Prediction completed" if it succeeded.
+    """Count a model call of ``shape`` (rows, features) in ``metrics``; log "Prediction completed" if it succeeded.
 
     A model that raised is counted as a failed prediction (``status="error"``).
-    ``metrics``, ``user_id`` and ``request_id`` default to the current
-    application's and request's.
+    The log line carries the request id of the request being answered, if any.
     """
-    if metrics is FROM_CONTEXT:
-        metrics = current_app.extensions.get(METRICS_EXTENSION) if has_app_context() else None
-    if user_id is FROM_CONTEXT:
-        user_id = g.get("user_id") if has_request_context() else None
     rows, features = shape
     if metrics is not None:
         metrics.observe_prediction(model_name, seconds, rows, ok=ok)
-    if not ok:
+    if not ok or not prediction_log.isEnabledFor(logging.INFO):
         return
     fields: dict[str, Any] = {
         "model_name": model_name,
@@ -144,45 +134,4 @@ def record_prediction(
     }
     if rows != 1:
         fields["rows"] = rows
-    if request_id is not None:
-        fields["request_id"] = request_id
-    log_json_line(prediction_log, "Prediction completed", fields)
-
-
-def log_json_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
-    """``logger.info(message, extra=fields)``, for the lines every request writes.
-
-    When the only handler the record would reach is the JSON handler that
-    :func:`configure_logging` installed, the line it would print is written
-    straight to its stream: the same JSON object, without building a LogRecord
-    and walking the stack for the caller's file and line, which no format here
-    prints. Any other set-up (more handlers, filters, text format) gets the record.
-    """
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    handler = _only_json_handler(logger)
-    if handler is None:
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, (), None, extra=fields))
-        return
-    entry = {"timestamp": iso_timestamp(time.time()), "level": "INFO", "message": message, "logger": logger.name}
-    entry.update(fields)
-    if "request_id" not in entry:
-        entry["request_id"] = g.get("request_id") if has_request_context() else None
-    line = json_line(entry) + handler.terminator
-    with handler.lock:
-        handler.stream.write(line)
-        handler.stream.flush()
-
-
-def _only_json_handler(logger: logging.Logger) -> logging.StreamHandler | None:
-    if logger.handlers or logger.filters or not logger.propagate:
-        return None
-    parent = logger.parent
-    if parent is None or parent.propagate or parent.filters or len(parent.handlers) != 1:
-        return None
-    handler = parent.handlers[0]
-    if not getattr(handler, "modelserve_json", False) or handler.level > logging.INFO:
-        return None
-    if len(handler.filters) != 1 or type(handler.filters[0]) is not RequestIdFilter:
-        return None
-    return handler  # type: ignore[return-value]
+    prediction_log.info("Prediction completed", extra=fields)

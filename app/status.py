@@ -72,9 +72,9 @@ def _model_entry(served: Any) -> dict[str, Any]:
 
 def _jobs() -> dict[str, Any] | None:
     """Job queue depth and counts by state, when the jobs service exists."""
-    from flask import current_app
+    from app.services import services
 
-    jobs = current_app.extensions.get("modelserve_jobs")
+    jobs = services().jobs
     if jobs is None:
         return None
     by_state = jobs.counts_by_state()

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.services import services
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -95,8 +97,8 @@ def main() -> None:
                 },
             }
         )
-        service = app.extensions["modelserve_jobs"]
-        app.extensions["modelserve"].registry.get("bench")
+        service = services(app).jobs
+        services(app).registry.get("bench")
         before_peak, before_rss = peak_rss_mb(), current_rss_mb()
         request = {
             "data_path": "big.csv",

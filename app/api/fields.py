@@ -1,66 +1,61 @@
-"""Marshmallow fields shared by the request schemas."""
+"""Marshmallow fields for a request's features: checked as whole arrays by :mod:`app.features`."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import marshmallow as ma
 
-MAX_FEATURES = 1000
-MAX_BATCH_ROWS = 1000
+from app.features import MAX_BATCH_ROWS, MAX_FEATURES, FeatureError, Features, check_row, check_rows
 
+__all__ = ["MAX_BATCH_ROWS", "MAX_FEATURES", "FeatureRow", "FeatureRows", "features_openapi"]
 
-def _check_number(value: Any, where: str) -> float:
-    # bool is an int in Python; JSON true/false are not features.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        kind = "null" if value is None else type(value).__name__
-        kind = {"str": "string", "list": "array", "dict": "object", "bool": "boolean"}.get(kind, kind)
-        raise ma.ValidationError(f"{where} must be a number, got {kind}.")
-    if isinstance(value, int):
-        try:  # a 400-digit JSON integer is a valid int but no float64
-            float(value)
-        except OverflowError:
-            raise ma.ValidationError(f"{where} must be a finite number, got an integer beyond float64.") from None
-    elif not math.isfinite(value):
-        raise ma.ValidationError(f"{where} must be a finite number, got {value}.")
-    return value
+ROW_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": MAX_FEATURES},
+        {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "minProperties": 1,
+            "maxProperties": MAX_FEATURES,
+        },
+    ]
+}
 
 
 class FeatureRow(ma.fields.Field):
-    """One sample: a list of numbers, or an object mapping feature names to numbers."""
+    """One sample: a list of numbers, or an object mapping feature names to numbers; loads as :class:`Features`."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Features:
+        try:
+            return check_row(value)
+        except FeatureError as exc:
+            raise ma.ValidationError(exc.messages) from None
+
+
+class FeatureRows(ma.fields.Field):
+    """1 to :data:`MAX_BATCH_ROWS` samples, each a :class:`FeatureRow`; loads as one :class:`Features`."""
 
     default_error_messages = {
-        "invalid": "Must be a list of numbers or an object of named numbers.",
-        "empty": "Must contain at least one feature.",
-        "too_long": f"Must contain at most {MAX_FEATURES} features.",
+        "invalid": "Not a valid list.",
+        "length": f"Length must be between 1 and {MAX_BATCH_ROWS}.",
     }
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, list):
-            items = enumerate(value)
-            where = "Feature {}"
-        elif isinstance(value, dict):
-            items = value.items()
-            where = "Feature '{}'"
-        else:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Features:
+        if type(value) is not list:
             raise self.make_error("invalid")
-        if not value:
-            raise self.make_error("empty")
-        if len(value) > MAX_FEATURES:
-            raise self.make_error("too_long")
-        for key, item in items:
-            _check_number(item, where.format(key))
-        return value
+        if not 1 <= len(value) <= MAX_BATCH_ROWS:
+            raise self.make_error("length")
+        try:
+            return check_rows(value)
+        except FeatureError as exc:
+            raise ma.ValidationError(exc.messages) from None
 
 
-def feature_row_openapi(converter: Any, field: ma.fields.Field, **_: Any) -> dict[str, Any]:
-    """apispec attribute function: document :class:`FeatureRow` as list-or-object of numbers."""
+def features_openapi(converter: Any, field: ma.fields.Field, **_: Any) -> dict[str, Any]:
+    """apispec attribute function: document the feature fields as the JSON they accept."""
     if isinstance(field, FeatureRow):
-        return {
-            "oneOf": [
-                {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": MAX_FEATURES},
-                {"type": "object", "additionalProperties": {"type": "number"}, "minProperties": 1},
-            ]
-        }
+        return dict(ROW_SCHEMA)
+    if isinstance(field, FeatureRows):
+        return {"type": "array", "items": ROW_SCHEMA, "minItems": 1, "maxItems": MAX_BATCH_ROWS}
     return {}

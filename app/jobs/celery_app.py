@@ -24,31 +24,12 @@ import logging
 import os
 from typing import Any
 
+from app.jobs.celery_config import TASK_NAME, build_celery
+from app.services import services
+
 log = logging.getLogger(__name__)
 
-TASK_NAME = "modelserve.run_job"
 _process: dict[str, Any] = {}
-
-
-def build_celery(jobs_config: dict[str, Any]) -> Any:
-    """A Celery application for ``jobs_config``: the server uses it to send, workers to run."""
-    from celery import Celery
-
-    celery = Celery("modelserve", broker=jobs_config["broker_url"], set_as_current=False)
-    celery.conf.update(
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_ignore_result=True,
-        task_default_queue=jobs_config["queue"],
-        task_serializer="json",
-        accept_content=["json"],
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-        worker_redirect_stdouts=False,
-    )
-    celery.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)(run_job)
-    return celery
 
 
 def run_job(job_id: str) -> str:
@@ -78,7 +59,7 @@ def _services() -> tuple[Any, str]:
         from app.jobs.store import new_owner
 
         flask_app = create_app()
-        service = flask_app.extensions["modelserve_jobs"]
+        service = services(flask_app).jobs
         _process.update(pid=os.getpid(), app=flask_app, service=service, owner=new_owner())
     return _process["service"], _process["owner"]
 
@@ -95,6 +76,7 @@ def _worker_app() -> Any:
     from app.config import load_config
 
     celery = build_celery(load_config()["jobs"])
+    celery.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)(run_job)
     signals.worker_process_init.connect(_start_sweeper, weak=False)
     return celery
 

@@ -32,6 +32,8 @@ class ScoreOptions:
     return_probabilities: bool = False
     on_error: str = "fail"  # or "skip": bad rows go to the error file
     chunk_rows: int = 50_000
+    #: Where the predictions are counted (the application's metrics), if anywhere.
+    metrics: Any = None
 
 
 @dataclass
@@ -88,7 +90,7 @@ def score_file(
                     error_writer.writerows(chunk.bad)
                     summary.rows_failed += len(chunk.bad)
                 if len(chunk.rows):
-                    writer.writerows(_predict(served, chunk, options.return_probabilities))
+                    writer.writerows(_predict(served, chunk, options))
                     summary.rows_done += len(chunk.rows)
                 if not on_chunk(summary):
                     raise Aborted
@@ -98,9 +100,9 @@ def score_file(
     return summary
 
 
-def _predict(served: ServedModel, chunk: Chunk, with_probabilities: bool) -> list[list[Any]]:
+def _predict(served: ServedModel, chunk: Chunk, options: ScoreOptions) -> list[list[Any]]:
     try:
-        results, _ = predict_rows(served, chunk.values, with_probabilities=with_probabilities)
+        results, _ = predict_rows(served, chunk.values, options.return_probabilities, options.metrics)
     except InputFileError:
         raise
     except Exception as exc:

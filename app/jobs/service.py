@@ -15,6 +15,7 @@ from typing import Any
 
 from app.errors import NotFound
 from app.inference import feature_names_of
+from app.jobs.celery_config import TASK_NAME
 from app.jobs.errors import BrokerUnavailable, JobConflict
 from app.jobs.executor import JobExecutor
 from app.jobs.paths import input_format, relative_name, resolve_input, resolve_output
@@ -107,7 +108,7 @@ class JobService:
             return
         try:
             self.celery().send_task(
-                "modelserve.run_job", args=[job["job_id"]], queue=self.config["queue"], ignore_result=True
+                TASK_NAME, args=[job["job_id"]], queue=self.config["queue"], ignore_result=True
             )
         except Exception as exc:
             message = f"The Celery broker did not take the job: {type(exc).__name__}: {exc}"
@@ -116,7 +117,7 @@ class JobService:
 
     def celery(self) -> Any:
         if self._celery is None:
-            from app.jobs.celery_app import build_celery
+            from app.jobs.celery_config import build_celery
 
             self._celery = build_celery(self.config)
         return self._celery

@@ -1,25 +1,24 @@
-"""Which role each endpoint needs, declared at the view; enforced once per request.
+"""Which role each endpoint needs and which rate-limit group it counts against, declared at the view.
 
 Every view method says what it needs with ``@requires("predict" | "admin", rate=...)``
 or ``@public``. A method that says nothing needs ``admin`` (deny by default),
-and a test walks every route to check each one is declared.
+and a test walks every route to check each one is declared. The declarations
+are read once into an :class:`AccessTable`; each request then costs one lookup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask
 from flask_smorest import Blueprint
 
-from app.security.auth import Authenticator, Forbidden, Identity, Unauthorized
-
 PUBLIC = "public"
-ROLE_ATTR = "_modelserve_role"
-RATE_ATTR = "_modelserve_rate_group"
+ROLE_ATTR = "modelserve_role"
+RATE_ATTR = "modelserve_rate_group"
 SECURITY_DOC = [{"ApiKeyAuth": []}, {"BearerAuth": []}]
-_DOCS = Blueprint("modelserve_security_docs", __name__)  # only to call alt_response
 #: Routes served by flask-smorest itself (OpenAPI document, Swagger UI) and static files.
 PUBLIC_ENDPOINTS = {"static"}
 PUBLIC_PREFIXES = ("api-docs.", "swagger_ui_assets.")
@@ -27,13 +26,12 @@ PUBLIC_PREFIXES = ("api-docs.", "swagger_ui_assets.")
 
 def requires(role: str, rate: str | None = None) -> Callable[[Any], Any]:
     """Declare the role a view method needs (and the rate-limit group it counts against)."""
+    responses = {"401": "UNAUTHORIZED", "403": "FORBIDDEN"}
+    if rate:
+        responses["429"] = "TOO_MANY_REQUESTS"
 
     def decorate(func: Any) -> Any:
-        func = Blueprint.doc(security=SECURITY_DOC)(func)
-        func = _DOCS.alt_response(401, response="UNAUTHORIZED")(func)
-        func = _DOCS.alt_response(403, response="FORBIDDEN")(func)
-        if rate:
-            func = _DOCS.alt_response(429, response="TOO_MANY_REQUESTS")(func)
+        func = Blueprint.doc(security=SECURITY_DOC, responses=responses)(func)
         setattr(func, ROLE_ATTR, role)
         setattr(func, RATE_ATTR, rate)
         return func
@@ -48,44 +46,57 @@ def public(func: Any) -> Any:
     return func
 
 
-def view_method(endpoint: str | None, method: str) -> Any:
-    view = current_app.view_functions.get(endpoint or "")
-    view_class = getattr(view, "view_class", None)
-    return getattr(view_class, method.lower(), None) if view_class else view
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What one endpoint and method need: a role (or ``PUBLIC``) and maybe a rate-limit group."""
+
+    role: str
+    rate_group: str | None = None
 
 
-def declared_role(endpoint: str | None, method: str) -> str | None:
-    """The role the endpoint declared, ``PUBLIC``, or ``None`` when it declared nothing."""
-    if endpoint is None or endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(PUBLIC_PREFIXES):
-        return PUBLIC
+#: What an endpoint that declared nothing needs: deny by default.
+UNDECLARED = Rule("admin")
+OPEN = Rule(PUBLIC)
+
+
+class AccessTable:
+    """Every (endpoint, method) of an application and its :class:`Rule`, read from the view declarations."""
+
+    def __init__(self, app: Flask):
+        self._rules: dict[tuple[str | None, str], Rule] = {}
+        self._declared: dict[tuple[str, str], Rule | None] = {}
+        for rule in app.url_map.iter_rules():
+            for method in rule.methods or ():
+                declared = _declared(app, rule.endpoint, method)
+                self._declared[(rule.endpoint, method)] = declared
+                self._rules[(rule.endpoint, method)] = declared or UNDECLARED
+
+    def rule(self, endpoint: str | None, method: str) -> Rule:
+        """The rule of a request; unknown URLs and methods (404, 405) are open: they reach no view."""
+        return self._rules.get((endpoint, method), OPEN)
+
+    def declared(self, endpoint: str, method: str) -> Rule | None:
+        """What the view declared, ``OPEN`` for flask-smorest's own routes, ``None`` when it declared nothing."""
+        return self._declared.get((endpoint, method))
+
+    def groups(self) -> dict[str, set[str]]:
+        """Each rate-limit group and the endpoints that count against it."""
+        found: dict[str, set[str]] = {}
+        for (endpoint, _), rule in self._rules.items():
+            if rule.rate_group:
+                found.setdefault(rule.rate_group, set()).add(str(endpoint))
+        return found
+
+
+def _declared(app: Flask, endpoint: str, method: str) -> Rule | None:
+    if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(PUBLIC_PREFIXES):
+        return OPEN
     if method == "OPTIONS":
-        return PUBLIC  # CORS preflight carries no credentials
-    return getattr(view_method(endpoint, method if method != "HEAD" else "GET"), ROLE_ATTR, None)
-
-
-def register_access_control(app: Flask, authenticator: Authenticator, enforce: bool) -> None:
-    """Identify every request; refuse those without the endpoint's role.
-
-    With ``enforce`` false (no keys or JWT configured, development), everyone
-    is an anonymous admin, which is what the spec's curl examples assume.
-    """
-
-    @app.before_request
-    def _check_access() -> None:
-        g.user_id, g.identity = None, None
-        role = declared_role(request.endpoint, request.method) or "admin"  # undeclared: deny by default
-        if role == PUBLIC or not enforce:
-            return  # without configured keys or JWT there is nothing to check credentials against
-        identity = authenticator.identify()
-        if identity is None:
-            raise Unauthorized(
-                f"This endpoint needs credentials: an API key in {authenticator.header} or "
-                "'Authorization: Bearer <JWT>'."
-            )
-        g.user_id, g.identity = identity.user_id, identity
-        if not identity.has(role):
-            raise Forbidden(f"'{identity.user_id}' does not have the '{role}' role this endpoint needs.")
-
-
-def current_identity() -> Identity | None:
-    return g.get("identity")
+        return OPEN  # CORS preflight carries no credentials
+    view = app.view_functions.get(endpoint)
+    view_class = getattr(view, "view_class", None)
+    target = getattr(view_class, ("GET" if method == "HEAD" else method).lower(), None) if view_class else view
+    role = getattr(target, ROLE_ATTR, None)
+    if role is None:
+        return None
+    return Rule(role, getattr(target, RATE_ATTR, None))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app import __version__, system_stats
+from app.services import services
 from tests.factories import write_custom_model
 from tests.helpers import assert_error
 
@@ -77,7 +78,7 @@ def test_thresholds_decide_the_status(make_app, monkeypatch, memory, disk, statu
 def test_unreachable_state_store_is_unhealthy_and_not_ready(app, monkeypatch):
     client = app.test_client()
     assert client.get("/api/v1/health/ready").status_code == 200
-    monkeypatch.setattr(app.extensions["modelserve"].registry.store, "ping", lambda: False)
+    monkeypatch.setattr(services(app).registry.store, "ping", lambda: False)
     health = client.get("/api/v1/health")
     assert health.status_code == 503
     assert health.get_json()["checks"]["database"] == "unhealthy"

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import count_rate_limit_rejection
 from tests.bad_inputs import ROW
 from tests.factories import KNOWN_ROWS, write_custom_model
 from tests.helpers import assert_error, captured_json_log
@@ -124,11 +123,11 @@ def test_model_lifecycle_and_gauges(client):
     assert value(found, "active_models_gauge") == 1
 
 
-def test_rate_limit_rejections_are_counted_per_route(app):
-    with app.test_request_context("/api/v1/predict/iris_classifier", method="POST"):
-        app.preprocess_request()
-        count_rate_limit_rejection()
-    found = samples(app.test_client())
+def test_rate_limit_rejections_are_counted_per_route(make_app):
+    client = make_app(security={"rate_limits": {"predict": "1/minute"}}).test_client()
+    for expected in (200, 429):
+        assert client.post("/api/v1/predict/iris_classifier", json={"features": ROW}).status_code == expected
+    found = samples(client)
     assert value(found, "rate_limit_rejections_total", endpoint="/api/v1/predict/{model_name}") == 1
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from app.config import ConfigError
 from app.security.auth import new_api_key
-from app.security.policy import PUBLIC, declared_role
+from app.security.policy import OPEN, AccessTable
 from tests.factories import KNOWN_ROWS, write_sklearn_classifier, write_skops_classifier
 from tests.helpers import assert_error
 
@@ -214,12 +214,13 @@ def test_rs256_public_key_and_algorithm_confusion(make_app):
 
 
 def test_every_route_declares_its_role(app):
-    undeclared = []
-    with app.test_request_context():
-        for rule in app.url_map.iter_rules():
-            for method in rule.methods - {"HEAD", "OPTIONS"}:
-                if declared_role(rule.endpoint, method) is None:
-                    undeclared.append(f"{method} {rule.rule}")
+    table = AccessTable(app)
+    undeclared = [
+        f"{method} {rule.rule}"
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+        if table.declared(rule.endpoint, method) is None
+    ]
     assert undeclared == []
 
 
@@ -364,9 +365,8 @@ def test_trust_refuses_paths_outside_the_model_directory(strict):
     assert_error(client.post("/api/v1/models/trust", data="x", content_type="text/plain"), 415)
 
 
-def test_public_role_constant_is_used_for_docs(app):
-    with app.test_request_context():
-        assert declared_role("api-docs.openapi_json", "GET") == PUBLIC
+def test_the_openapi_document_is_open(app):
+    assert AccessTable(app).declared("api-docs.openapi_json", "GET") == OPEN
 
 
 def test_rate_limit_rejections_and_failed_loads_are_counted_in_metrics(make_app, model_dir):

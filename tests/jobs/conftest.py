@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from app import create_app
+from app.services import services
 from tests.conftest import app_config
 from tests.factories import IRIS_FEATURES, iris
 from tests.helpers import PROJECT_ROOT, redis_or_skip
@@ -108,7 +109,7 @@ def make_jobs_app(tmp_path: Path, model_dir: Path, data_dir: Path, output_dir: P
 
     yield build
     for flask_app in built:
-        service = flask_app.extensions["modelserve_jobs"]
+        service = services(flask_app).jobs
         service.executor.stop("test over")
         service.executor.wait_idle(10)
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from app.inference import predict_rows
+from app.services import services
 from tests.factories import iris
 from tests.helpers import assert_error, poll_until
 from tests.jobs.conftest import redis_store_lock_holder, write_iris_csv
@@ -55,7 +56,7 @@ def test_submit_poll_download(jobs_client, jobs_app, iris_csv):
     result, text = download(jobs_client, done["links"]["result"])
     assert result.status_code == 200 and result.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(text)))
-    served = jobs_app.extensions["modelserve"].registry.get("iris_classifier")
+    served = services(jobs_app).registry.get("iris_classifier")
     expected, _ = predict_rows(served, iris()[0].tolist(), with_probabilities=True)
     assert [(int(r[1]), r[2], [float(p) for p in r[3:]]) for r in rows[1:]] == [
         (e["prediction"], e["prediction_label"], e["probabilities"]) for e in expected
@@ -118,7 +119,7 @@ def test_header_only_file_completes_with_no_rows(jobs_client, data_dir):
 
 
 def test_cancel_a_queued_job_and_the_result_is_refused(jobs_app, jobs_client):
-    service = jobs_app.extensions["modelserve_jobs"]
+    service = services(jobs_app).jobs
     job = queue_job(service, "never.csv", "never_out.csv")  # the executor is not started: it stays queued
     assert_error(jobs_client.get(f"/api/v1/jobs/{job['job_id']}/result"), 409, contains="queued")
     cancelled = jobs_client.delete(f"/api/v1/jobs/{job['job_id']}")
@@ -128,7 +129,7 @@ def test_cancel_a_queued_job_and_the_result_is_refused(jobs_app, jobs_client):
 
 
 def test_jobs_are_listed_in_pages(jobs_app, jobs_client):
-    service = jobs_app.extensions["modelserve_jobs"]
+    service = services(jobs_app).jobs
     ids = [queue_job(service, "d.csv", f"p{i}.csv")["job_id"] for i in range(5)]
     page = jobs_client.get("/api/v1/jobs?limit=2&offset=1").get_json()
     assert page["total"] == 5 and (page["limit"], page["offset"]) == (2, 1)
@@ -216,7 +217,7 @@ def test_unknown_job_cancel_is_404_and_bad_queries_are_422(jobs_client):
 def test_status_answers_while_the_redis_store_is_locked_and_writes_get_503(make_jobs_app, redis_url, redis_prefix):
     """The status of a job whose worker holds (or, SIGKILLed, left) the store lock: 200, never a 500."""
     app = make_jobs_app(store="redis", redis_url=redis_url, redis_prefix=redis_prefix)
-    service = app.extensions["modelserve_jobs"]
+    service = services(app).jobs
     service.store.lock_wait_seconds = 0.5
     job = queue_job(service, "in.csv", "out.csv")
     client = app.test_client()

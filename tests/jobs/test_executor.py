@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from app.jobs.store import new_job
+from app.services import services
 from tests.helpers import poll_until
 from tests.jobs.conftest import write_iris_csv, write_slow_model
 from tests.jobs.test_store import dead_owner
@@ -38,7 +39,7 @@ def queue_job(service, data: str, output: str, model: str = "iris_classifier", *
 def test_a_job_left_running_by_a_dead_process_is_rerun(make_jobs_app, data_dir, output_dir):
     write_iris_csv(data_dir / "iris.csv")
     app = make_jobs_app()
-    service = app.extensions["modelserve_jobs"]
+    service = services(app).jobs
     job = queue_job(service, "iris.csv", "out.csv")
     assert service.store.claim_next(dead_owner(), 3600, 1)["status"] == "running"
     service.executor.start()
@@ -51,7 +52,7 @@ def test_a_job_left_running_by_a_dead_process_is_rerun(make_jobs_app, data_dir, 
 
 def test_a_job_that_keeps_dying_is_failed_with_the_reason(make_jobs_app, data_dir):
     write_iris_csv(data_dir / "iris.csv")
-    service = make_jobs_app(max_attempts=1).extensions["modelserve_jobs"]
+    service = services(make_jobs_app(max_attempts=1)).jobs
     job = queue_job(service, "iris.csv", "out.csv")
     service.store.claim_next(dead_owner(), 3600, 1)
     service.executor.tick()
@@ -63,7 +64,7 @@ def test_a_job_that_keeps_dying_is_failed_with_the_reason(make_jobs_app, data_di
 def test_shutdown_hands_the_running_job_to_another_worker(make_jobs_app, model_dir, data_dir, output_dir):
     write_slow_model(model_dir, delay=0.05)
     write_iris_csv(data_dir / "iris.csv")
-    first = make_jobs_app(chunk_rows=10).extensions["modelserve_jobs"]
+    first = services(make_jobs_app(chunk_rows=10)).jobs
     job = queue_job(first, "iris.csv", "slow.csv", model="slow")
     first.executor.start()
     poll_until(lambda: first.store.get(job["job_id"])["rows_done"] >= 10, what="the first chunks")
@@ -73,7 +74,7 @@ def test_shutdown_hands_the_running_job_to_another_worker(make_jobs_app, model_d
     assert first.executor.wait_idle(10)  # the old runner saw it lost the job and stopped
     assert not list(output_dir.glob(".slow.csv.*.tmp")) and not (output_dir / "slow.csv").exists()
 
-    second = make_jobs_app(chunk_rows=50).extensions["modelserve_jobs"]
+    second = services(make_jobs_app(chunk_rows=50)).jobs
     second.executor.start()
     poll_until(lambda: status_of(second, job["job_id"]) == "completed", what="the second worker")
     assert second.store.get(job["job_id"])["attempts"] == 1
@@ -82,14 +83,14 @@ def test_shutdown_hands_the_running_job_to_another_worker(make_jobs_app, model_d
 def test_concurrency_is_shared_by_every_worker_of_a_store(make_jobs_app, model_dir, data_dir):
     write_slow_model(model_dir, delay=0.02)
     write_iris_csv(data_dir / "iris.csv")
-    services = [make_jobs_app(chunk_rows=30).extensions["modelserve_jobs"] for _ in range(2)]
-    jobs = [queue_job(services[0], "iris.csv", f"o{i}.csv", model="slow") for i in range(3)]
-    for service in services:
+    jobs_services = [services(make_jobs_app(chunk_rows=30)).jobs for _ in range(2)]
+    jobs = [queue_job(jobs_services[0], "iris.csv", f"o{i}.csv", model="slow") for i in range(3)]
+    for service in jobs_services:
         service.executor.start()
     most = 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        states = [status_of(services[0], j["job_id"]) for j in jobs]
+        states = [status_of(jobs_services[0], j["job_id"]) for j in jobs]
         most = max(most, states.count("running"))
         if states.count("completed") == 3:
             break
@@ -99,7 +100,7 @@ def test_concurrency_is_shared_by_every_worker_of_a_store(make_jobs_app, model_d
 
 def test_finished_jobs_expire_with_their_outputs(make_jobs_app, data_dir, output_dir):
     write_iris_csv(data_dir / "iris.csv")
-    service = make_jobs_app(retention_hours=1).extensions["modelserve_jobs"]
+    service = services(make_jobs_app(retention_hours=1)).jobs
     job = queue_job(service, "iris.csv", "old.csv")
     service.executor.start()
     poll_until(lambda: status_of(service, job["job_id"]) == "completed", what="the job")

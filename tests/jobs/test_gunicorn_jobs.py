@@ -12,6 +12,7 @@ import pytest
 
 from app import create_app
 from app.inference import predict_rows
+from app.services import services
 from tests.conftest import app_config
 from tests.factories import iris, write_iris_set
 from tests.helpers import GunicornServer, assert_error
@@ -74,7 +75,7 @@ def test_submit_poll_download_matches_in_process_predictions(server):
     assert result.status_code == 200 and result.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(result.text)))
     local = create_app(app_config(server.root / "local", server.root / "models"))
-    served = local.extensions["modelserve"].registry.get("iris_classifier")
+    served = services(local).registry.get("iris_classifier")
     X = [row for _ in range(10) for row in iris()[0].tolist()]
     expected, _ = predict_rows(served, X, with_probabilities=True)
     assert len(rows) == 1501 and rows[1][0] == "s1"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from app.jobs.store import new_job
+from app.services import services
 
 
 def test_jobs_by_state_and_queue_depth(make_jobs_app):
     app = make_jobs_app()
-    service = app.extensions["modelserve_jobs"]
+    service = services(app).jobs
     service.executor.stop("counting, not running")
     for n, status in enumerate(("queued", "queued", "failed")):
         service.store.create(new_job(status=status, model_name="default", output_file=f"out-{n}.csv"))

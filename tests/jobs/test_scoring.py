@@ -12,6 +12,7 @@ from app.inference import predict_rows
 from app.jobs.errors import InputFileError
 from app.jobs.scoring import Aborted, RowError, ScoreOptions, score_file
 from app.jobs.sources import CsvSource, inspect, plan_columns
+from app.services import services
 from tests.factories import IRIS_FEATURES, iris, write_sklearn_regressor
 from tests.jobs.conftest import write_iris_csv
 
@@ -23,7 +24,7 @@ def read_csv(path: Path) -> list[list[str]]:
 
 @pytest.fixture
 def served(jobs_app):
-    return jobs_app.extensions["modelserve"].registry.get("iris_classifier")
+    return services(jobs_app).registry.get("iris_classifier")
 
 
 def score(served, path: Path, tmp_path: Path, **options):
@@ -65,7 +66,7 @@ def test_columns_are_matched_by_name_in_any_order_and_extras_ignored(served, dat
 
 def test_a_model_without_feature_names_takes_columns_in_order(jobs_app, model_dir, data_dir, tmp_path):
     write_sklearn_regressor(model_dir, name="petal_width")
-    registry = jobs_app.extensions["modelserve"].registry
+    registry = services(jobs_app).registry
     registry.load("petal_width", "petal_width.joblib", None)
     served = registry.get("petal_width")
     X, _ = iris()

@@ -60,7 +60,6 @@ def test_defaults(environ):
         "max_request_size": 10 * 1024 * 1024,
         "worker_class": "gthread",
         "threads": 1,
-        "fast_predictions": True,
     }
     assert config["models"] == {
         "auto_load": True,

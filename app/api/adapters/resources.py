@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api.adapters.schemas import AdapterListSchema
-from app.extensions import services
+from app.extensions import ModelServeBlueprint
 from app.security.policy import requires
+from app.services import services
 
-blp = Blueprint("adapters", __name__, url_prefix="/api/v1/adapters", description="Installed model adapters.")
+blp = ModelServeBlueprint("adapters", __name__, url_prefix="/api/v1/adapters", description="Installed model adapters.")
 
 
 @blp.route("")

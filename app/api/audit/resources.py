@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api.audit.schemas import AuditPageSchema, AuditQuerySchema
-from app.extensions import services
+from app.extensions import ModelServeBlueprint
 from app.security.policy import requires
+from app.services import services
 
-blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="Audit trail of model management.")
+blp = ModelServeBlueprint("audit", __name__, url_prefix="/api/v1/audit", description="Audit trail of model management.")
 
 
 @blp.route("")

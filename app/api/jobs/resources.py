@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, send_file, url_for
+from flask import send_file, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from werkzeug.wrappers import Response
 
 from app.api.jobs.schemas import (
@@ -18,15 +17,19 @@ from app.api.jobs.schemas import (
     PredictAsyncRequestSchema,
     ResultQuerySchema,
 )
+from app.extensions import ModelServeBlueprint
 from app.jobs.service import JobService
 from app.jobs.store import Job
 from app.security.policy import requires
+from app.services import services
 
-blp = Blueprint("jobs", __name__, url_prefix="/api/v1", description="Asynchronous batch scoring of files.")
+blp = ModelServeBlueprint("jobs", __name__, url_prefix="/api/v1", description="Asynchronous batch scoring of files.")
 
 
 def jobs() -> JobService:
-    return current_app.extensions["modelserve_jobs"]
+    service = services().jobs
+    assert service is not None  # the factory always builds it
+    return service
 
 
 def present(job: Job) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api.models.schemas import (
     AliasListSchema,
@@ -24,11 +23,13 @@ from app.api.models.schemas import (
 )
 from app.api.predictions.resources import check_model_name
 from app.desired_state import DEFAULT_ALIAS
-from app.extensions import current_actor, services
+from app.extensions import ModelServeBlueprint
 from app.model_info import model_info, model_summary
+from app.security.access import current_actor
 from app.security.policy import requires
+from app.services import services
 
-blp = Blueprint("models", __name__, url_prefix="/api/v1", description="Model management.")
+blp = ModelServeBlueprint("models", __name__, url_prefix="/api/v1", description="Model management.")
 
 
 @blp.route("/models")

@@ -1,12 +1,18 @@
-"""``/predict``, ``/predict/{model_name}`` and ``/batch-predict``."""
+"""``/predict``, ``/predict/{model_name}`` and ``/batch-predict``.
+
+The request schema checks the body (its features as one array); the model's
+answer is encoded once, by :mod:`app.answers`, and returned as the response
+body, which ``@blp.response`` passes through and documents.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from app.answers import batch_answer, single_answer
 from app.api.predictions.schemas import (
     BatchPredictionResponseSchema,
     BatchPredictRequestSchema,
@@ -15,13 +21,18 @@ from app.api.predictions.schemas import (
     PredictRequestSchema,
 )
 from app.errors import ValidationFailed
-from app.extensions import services
-from app.inference import predict_rows, utc_timestamp
-from app.registry import ServedModel
+from app.extensions import ModelServeBlueprint
+from app.features import Features
+from app.inference import predict
 from app.security.policy import requires
+from app.services import services
 from app.validation import NAME_MESSAGE, is_valid_name
 
-blp = Blueprint("predictions", __name__, url_prefix="/api/v1", description="Predictions with the served models.")
+blp = ModelServeBlueprint(
+    "predictions", __name__, url_prefix="/api/v1", description="Predictions with the served models."
+)
+#: The errors every prediction view may answer, besides 401, 403, 429 and its arguments' 422.
+ERRORS = {"400": "BAD_REQUEST", "404": "NOT_FOUND", "413": "REQUEST_ENTITY_TOO_LARGE", "415": "UNSUPPORTED_MEDIA_TYPE"}
 
 
 def check_model_name(name: str) -> None:
@@ -30,77 +41,51 @@ def check_model_name(name: str) -> None:
         raise ValidationFailed(f"Invalid model_name: {NAME_MESSAGE}", errors={"path": {"model_name": [NAME_MESSAGE]}})
 
 
-Reply = tuple[dict[str, Any], int, dict[str, str]]
-
-
-def answered_by(served: ServedModel, body: dict[str, Any]) -> Reply:
-    """Say which model version answered, in the body and in headers a proxy can log."""
-    body["served_model"] = served.name
-    body["model_version"] = served.version
-    body["timestamp"] = utc_timestamp()
-    return body, 200, {"X-Model-Name": served.name, "X-Model-Version": str(served.version)}
-
-
-def predict_one(model_name: str, body: dict[str, Any]) -> Reply:
-    served = services().registry.get(model_name)
-    want = body.get("return_probabilities")
-    results, elapsed = predict_rows(served, [body["features"]], with_probabilities=want is not False)
-    result = results[0]
-    result.pop("confidence", None)
-    return answered_by(served, {**result, "model_name": model_name, "prediction_time": elapsed})
+def answer(model_name: str, features: Features, with_probabilities: bool, batch: bool = False) -> Response:
+    """Predict with the model ``model_name`` resolves to; the body says which version answered, and so do headers."""
+    svc = services()
+    served = svc.registry.get(model_name)
+    outputs = predict(served, features, svc.metrics, g.get("user_id"), labels=not batch)
+    encode = batch_answer if batch else single_answer
+    return Response(
+        encode(model_name, served, outputs, with_probabilities),
+        mimetype="application/json",
+        headers={"X-Model-Name": served.name, "X-Model-Version": str(served.version)},
+    )
 
 
 @blp.route("/predict")
 class Predict(MethodView):
     @requires("predict", rate="predict")
-    @blp.arguments(PredictRequestSchema, example={"features": [5.1, 3.5, 1.4, 0.2], "model_name": "default"})
-    @blp.response(200, PredictionResponseSchema)
-    @blp.alt_response(400, response="BAD_REQUEST")
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
-    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-    def post(self, body: dict[str, Any]) -> Reply:
+    @blp.arguments(PredictRequestSchema(), example={"features": [5.1, 3.5, 1.4, 0.2], "model_name": "default"})
+    @blp.response(200, PredictionResponseSchema())
+    @blp.doc(responses=ERRORS)
+    def post(self, body: dict[str, Any]) -> Response:
         """Predict one sample with the default model (or the one named in the body)."""
-        return predict_one(body["model_name"], body)
+        return answer(body["model_name"], body["features"], body["return_probabilities"] is not False)
 
 
 @blp.route("/predict/<model_name>")
 class PredictWithModel(MethodView):
     @requires("predict", rate="predict")
-    @blp.arguments(PredictPathRequestSchema, example={"features": [5.1, 3.5, 1.4, 0.2]})
-    @blp.response(200, PredictionResponseSchema)
-    @blp.alt_response(400, response="BAD_REQUEST")
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
-    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-    def post(self, body: dict[str, Any], model_name: str) -> Reply:
+    @blp.arguments(PredictPathRequestSchema(), example={"features": [5.1, 3.5, 1.4, 0.2]})
+    @blp.response(200, PredictionResponseSchema())
+    @blp.doc(responses=ERRORS)
+    def post(self, body: dict[str, Any], model_name: str) -> Response:
         """Predict one sample with the model (or alias) named in the path."""
         check_model_name(model_name)
-        return predict_one(model_name, body)
+        return answer(model_name, body["features"], body["return_probabilities"] is not False)
 
 
 @blp.route("/batch-predict")
 class BatchPredict(MethodView):
     @requires("predict", rate="batch_predict")
     @blp.arguments(
-        BatchPredictRequestSchema,
+        BatchPredictRequestSchema(),
         example={"features": [[5.1, 3.5, 1.4, 0.2], [6.3, 2.9, 5.6, 1.8]], "model_name": "iris_classifier"},
     )
-    @blp.response(200, BatchPredictionResponseSchema)
-    @blp.alt_response(400, response="BAD_REQUEST")
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
-    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-    def post(self, body: dict[str, Any]) -> Reply:
+    @blp.response(200, BatchPredictionResponseSchema())
+    @blp.doc(responses=ERRORS)
+    def post(self, body: dict[str, Any]) -> Response:
         """Predict 1 to 1000 samples in one call; each result has its confidence."""
-        served = services().registry.get(body["model_name"])
-        results, elapsed = predict_rows(served, body["features"], with_probabilities=body["return_probabilities"])
-        return answered_by(
-            served,
-            {
-                "predictions": results,
-                "model_name": body["model_name"],
-                "count": len(results),
-                "prediction_time": elapsed,
-            },
-        )
+        return answer(body["model_name"], body["features"], body["return_probabilities"], batch=True)

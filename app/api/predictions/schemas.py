@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import validate
-
-from app.api.fields import MAX_BATCH_ROWS, FeatureRow
+from app.api.fields import MAX_BATCH_ROWS, FeatureRow, FeatureRows
 from app.validation import model_name_validator
 
 MODEL_NAME = {"validate": model_name_validator()}
@@ -47,11 +45,13 @@ class PredictPathRequestSchema(PredictRequestSchema):
 
 
 class BatchPredictRequestSchema(_Strict):
-    features = ma.fields.List(
-        FeatureRow(),
+    features = FeatureRows(
         required=True,
-        validate=validate.Length(min=1, max=MAX_BATCH_ROWS),
-        metadata={"description": f"1 to {MAX_BATCH_ROWS} samples.", "example": [IRIS_ROW, [6.3, 2.9, 5.6, 1.8]]},
+        metadata={
+            "description": f"1 to {MAX_BATCH_ROWS} samples, each a list of numbers in the model's feature order "
+            "or an object of named features.",
+            "example": [IRIS_ROW, [6.3, 2.9, 5.6, 1.8]],
+        },
     )
     model_name = ma.fields.String(load_default="default", **MODEL_NAME)
     return_probabilities = ma.fields.Boolean(load_default=False)

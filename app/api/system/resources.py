@@ -12,16 +12,15 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api.system.schemas import HealthSchema, LivenessSchema, ReadinessSchema, StatusSchema
-from app.extensions import services
+from app.extensions import ModelServeBlueprint
 from app.health import UNHEALTHY, health_report, readiness_report
 from app.inference import utc_timestamp
-from app.metrics import current_metrics
 from app.security.policy import public, requires
+from app.services import services
 from app.status import status_report
 
 STATUS_PATH = "/api/v1/status"
@@ -34,11 +33,11 @@ METRICS_DOC = {
 
 
 def job_counts() -> dict[str, int] | None:
-    jobs = current_app.extensions.get("modelserve_jobs")
+    jobs = services().jobs
     return jobs.counts_by_state() if jobs is not None else None
 
 
-def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = False) -> Blueprint:
+def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = False) -> ModelServeBlueprint:
     """The system endpoints at the configured paths; the metrics one only when metrics are enabled.
 
     Health probes never need credentials (Docker and Kubernetes send none);
@@ -46,7 +45,7 @@ def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = 
     ``security.metrics_require_auth``.
     """
     metrics_access = requires("predict") if metrics_require_auth else public
-    blp = Blueprint("system", __name__, description="Health, readiness, status and metrics of the server.")
+    blp = ModelServeBlueprint("system", __name__, description="Health, readiness, status and metrics of the server.")
     health_path = monitoring["health_endpoint"]
 
     @blp.route(health_path)
@@ -85,7 +84,7 @@ def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = 
         def get(self) -> dict[str, Any]:
             """Version, uptime, workers, this worker's models, request and prediction counts, config."""
             svc = services()
-            return status_report(svc.registry, svc.config, current_metrics())
+            return status_report(svc.registry, svc.config, svc.metrics)
 
     if monitoring["enable_metrics"]:
 
@@ -95,8 +94,10 @@ def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = 
             @blp.doc(responses=METRICS_DOC)
             def get(self) -> Response:
                 """Prometheus metrics of all workers together."""
-                metrics = current_metrics()
-                metrics.refresh_gauges(active_models=len(services().registry.records()), jobs_by_state=job_counts())
+                svc = services()
+                metrics = svc.metrics
+                assert metrics is not None  # the route exists only with metrics enabled
+                metrics.refresh_gauges(active_models=len(svc.registry.records()), jobs_by_state=job_counts())
                 body, content_type = metrics.exposition(request.headers.get("Accept"))
                 return Response(body, content_type=content_type)
 

@@ -1,12 +1,15 @@
-"""The fast lane's answer bodies, as bytes: the JSON the prediction views return, encoded without them.
+"""The prediction endpoints' answers, encoded once as JSON bytes with orjson.
 
-A single row's answer is one small dict for orjson. A 1,000-row batch answer
-is 1,000 result objects; building them as dicts and encoding those cost more
-than the model (measured: 166 us + 89 us). Here every number is formatted by
-orjson in one call on the NumPy array (the same shortest round-trip text it
-writes for a Python float) and the rest of each object is a piece of bytes
-chosen by class, joined once. Keys are sorted, as ``OPT_SORT_KEYS`` writes
-them, so the two paths give the same JSON.
+The views return these bytes as the response body; the response schemas in
+:mod:`app.api.predictions.schemas` document the same shape, and the tests
+check every answer against them.
+
+A single row's answer is one small dict for orjson. A batch answer is up to a
+thousand result objects: building them as dicts and encoding those costs
+more than most models, so every number is formatted by orjson in one call on
+the NumPy array (the same shortest round-trip text it writes for a Python
+float) and the rest of each object is a piece of bytes chosen by class index,
+all joined once. Keys are written sorted, as ``OPT_SORT_KEYS`` writes them.
 """
 
 from __future__ import annotations
@@ -17,19 +20,20 @@ import numpy as np
 import orjson
 
 from app.inference import Outputs, label_table, utc_timestamp
+from app.registry import ServedModel
 
 SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
-def single_body(model_name: str, served: Any, outputs: Outputs, with_probabilities: bool) -> bytes:
-    """``POST /predict``'s body for one row (the view's ``predict_one``)."""
+def single_answer(model_name: str, served: ServedModel, outputs: Outputs, with_probabilities: bool) -> bytes:
+    """``POST /predict``'s body for one row."""
     body: dict[str, Any]
     if outputs.values is not None:
         body = {"prediction": float(outputs.values[0])}
     else:
         assert outputs.indices is not None and outputs.labels is not None
-        body = {"prediction": outputs.indices[0], "prediction_label": outputs.labels[0]}
+        body = {"prediction": int(outputs.indices[0]), "prediction_label": outputs.labels[0]}
         if with_probabilities and outputs.proba is not None:
             body["probabilities"] = outputs.proba[0].tolist()
     body.update(
@@ -42,7 +46,7 @@ def single_body(model_name: str, served: Any, outputs: Outputs, with_probabiliti
     return orjson.dumps(body, option=SORTED)
 
 
-def batch_body(model_name: str, served: Any, outputs: Outputs, with_probabilities: bool) -> bytes:
+def batch_answer(model_name: str, served: ServedModel, outputs: Outputs, with_probabilities: bool) -> bytes:
     """``POST /batch-predict``'s body: the envelope's keys in sorted order around the results array."""
     count = len(outputs.values) if outputs.values is not None else len(outputs.indices)  # type: ignore[arg-type]
     head = orjson.dumps(
@@ -54,7 +58,7 @@ def batch_body(model_name: str, served: Any, outputs: Outputs, with_probabilitie
     return b"".join((head[:-1], b',"predictions":[', results, b"],", tail[1:], b"\n"))
 
 
-def _results(served: Any, outputs: Outputs, with_probabilities: bool) -> bytes:
+def _results(served: ServedModel, outputs: Outputs, with_probabilities: bool) -> bytes:
     """The comma-separated result objects, in row order."""
     if outputs.values is not None:
         return _rows(b'{"confidence":null,"prediction":', _numbers(outputs.values), [b"}"] * len(outputs.values))
@@ -69,7 +73,7 @@ def _results(served: Any, outputs: Outputs, with_probabilities: bool) -> bytes:
     return _rows(b'{"confidence":', *columns)
 
 
-def _tails(served: Any, outputs: Outputs, lead: bytes, close: bytes) -> list[bytes]:
+def _tails(served: ServedModel, outputs: Outputs, lead: bytes, close: bytes) -> list[bytes]:
     """Each row's ``,"prediction":i,"prediction_label":"..."`` piece: one per class, picked by index."""
     assert outputs.indices is not None
     table = label_table(served)
@@ -78,9 +82,9 @@ def _tails(served: Any, outputs: Outputs, lead: bytes, close: bytes) -> list[byt
         pairs = list(zip(_ints(outputs.indices), outputs.labels, strict=True))
         made = {pair: _tail(*pair, lead, close) for pair in dict.fromkeys(pairs)}
         return [made[pair] for pair in pairs]
-    key = ("lane_tails", lead, close)
+    key = ("answer_tails", lead, close)
     pieces = served.cache.get(key)
-    if pieces is None:  # the labels of :func:`app.inference.interpret` are this table's, by index
+    if pieces is None:  # the labels of app.inference.interpret are this table's, by index
         pieces = served.cache[key] = np.array([_tail(i, label, lead, close) for i, label in enumerate(table)], object)
     return pieces[np.asarray(outputs.indices, dtype=np.intp)].tolist()
 
