@@ -2,24 +2,26 @@
 
 Loading a pickle runs code, so the first rule of model loading is *which* file:
 only regular files that resolve (symlinks followed) inside the configured model
-directory are ever opened. Everything here runs before an adapter touches the file.
+directory are ever opened (:mod:`app.confined_paths`, the rule job files follow
+too). Everything here runs before an adapter touches the file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import stat
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import marshmallow as ma
 from marshmallow import validate
 
+from app.confined_paths import PathNotFound, PathRefused, existing_file, relative_path
 from app.errors import ModelLoadError, ModelPathError, NotFound
 from app.validation import StrictBoolean, model_name_validator
 
 SIDECAR_SUFFIX = ".meta.json"
+MODEL_DIRECTORY = "the model directory"  # how refusals name it
 
 
 class SidecarSchema(ma.Schema):
@@ -72,36 +74,18 @@ def read_sidecar(model_file: Path) -> dict[str, Any]:
 def resolve_model_path(model_dir: Path, requested: str) -> Path:
     """Return the real path of ``requested`` if it is a regular file inside ``model_dir``.
 
-    ``requested`` may be relative to the model directory (``iris.joblib``) or,
-    as in the spec's examples, relative to the working directory and pointing
-    into it (``models/trained/iris.joblib``). Absolute paths, ``..`` and
-    symlinks that lead out are refused before anything is read.
+    The rule is :mod:`app.confined_paths`'s: ``requested`` may be relative to
+    the model directory (``iris.joblib``) or, as in the spec's examples,
+    relative to the working directory and pointing into it
+    (``models/trained/iris.joblib``). Absolute paths, ``..`` and symbolic links
+    that lead out are refused (400) before anything is read; a missing file is 404.
     """
-    pure = PurePosixPath(requested.replace("\\", "/"))
-    if not pure.parts or pure.is_absolute() or requested.startswith("~") or ":" in pure.parts[0]:
-        raise ModelPathError("model_path must be a relative path inside the model directory.")
-    if ".." in pure.parts:
-        raise ModelPathError("model_path must not contain '..'.")
-    root = model_dir.resolve()
-    candidates = [Path.cwd() / pure, root / pure]
-    for candidate in candidates:
-        try:
-            real = candidate.resolve()
-            if not real.is_relative_to(root):
-                if candidate.exists() and candidate.absolute().is_relative_to(root):
-                    raise ModelPathError("model_path resolves outside the model directory (symbolic link).")
-                continue
-            mode = real.stat().st_mode
-        except ValueError:  # a NUL byte
-            raise ModelPathError("model_path contains a character no file name can hold.") from None
-        except RuntimeError:  # a symlink loop
-            raise ModelPathError("model_path is a symbolic link loop.") from None
-        except OSError:  # missing, name too long, permission denied
-            continue
-        if not stat.S_ISREG(mode):
-            raise ModelPathError("model_path must name a regular file, not a directory or device.")
-        return real
-    raise NotFound(f"No model file '{requested}' in the model directory.")
+    try:
+        return existing_file(model_dir, relative_path(requested, MODEL_DIRECTORY), MODEL_DIRECTORY)
+    except PathRefused as exc:
+        raise ModelPathError(f"model_path {exc}") from None
+    except PathNotFound:
+        raise NotFound(f"No model file '{requested}' in the model directory.") from None
 
 
 def sha256_of(path: Path) -> str:

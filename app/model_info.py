@@ -1,88 +1,11 @@
-"""What the API says about models: ``/models`` entries and ``/models/{name}/info``."""
+"""What the API says about models: ``/models`` entries and ``/models/{name}/info``.
+
+Built in :mod:`app.registry.info`, beside the registry that also hands the
+same mapping to the ``model_loaded`` hook; the API imports it from here.
+"""
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Any
+from app.registry.info import model_info, model_summary, version_summary
 
-from app.desired_state import ModelRecord, ModelState
-
-if TYPE_CHECKING:
-    from app.registry import ModelRegistry, ServedModel
-
-
-def _plain(values: Any) -> list[Any] | None:
-    if values is None:
-        return None
-    return [v.item() if hasattr(v, "item") else v for v in values]
-
-
-def version_summary(registry: ModelRegistry, model: ModelState, record: ModelRecord) -> dict[str, Any]:
-    return {
-        "version": record.version,
-        "file": record.file,
-        "sha256": record.sha256,
-        "size_bytes": record.size_bytes,
-        "registered_at": record.registered_at,
-        "origin": record.origin,
-        "current": record.version == model.current,
-        "loaded": registry.loaded(model.name, record.version) is not None,
-    }
-
-
-def model_summary(registry: ModelRegistry, model: ModelState) -> dict[str, Any]:
-    record = model.current_record
-    served = registry.loaded(model.name)
-    return {
-        "name": model.name,
-        "version": model.current,
-        "versions": sorted(model.versions),
-        "adapter": record.model_type,
-        "task": served.description.task if served else None,
-        "file": record.file,
-        "description": record.metadata.get("description"),
-        "aliases": sorted(registry.aliases_of(model.name)),
-        "loaded": served is not None,
-        "memory_bytes": served.memory_bytes if served else None,
-    }
-
-
-def model_info(registry: ModelRegistry, served: ServedModel) -> dict[str, Any]:
-    """Everything about one loaded version, and the list of its model's versions."""
-    record, desc = served.record, served.description
-    model = registry.snapshot().models.get(record.name)
-    feature_names = record.metadata.get("feature_names") or _plain(desc.feature_names)
-    classes = _plain(desc.classes)
-    info = model_summary(registry, model) if model else {"name": record.name}
-    info.update(
-        {
-            "version": record.version,
-            "current": model is not None and model.current == record.version,
-            "adapter": record.model_type,
-            "task": desc.task,
-            "file": record.file,
-            "loaded": True,
-            "memory_bytes": served.memory_bytes,
-            "model_class": desc.model_class,
-            "n_features": desc.n_features,
-            "feature_names": feature_names,
-            "classes": classes,
-            "labels": record.metadata.get("labels") or ([str(c) for c in classes] if classes else None),
-            "sha256": record.sha256,
-            "size_bytes": record.size_bytes,
-            "registered_at": record.registered_at,
-            "origin": record.origin,
-            "loaded_at": served.loaded_at,
-            "load_seconds": served.load_seconds,
-            "prediction_count": served.prediction_count,
-            "worker_pid": os.getpid(),
-            "training": record.metadata.get("training"),
-            "version_mismatch": served.version_mismatch or None,
-            "metadata": record.metadata,
-            "details": dict(desc.extra),
-            "version_history": [version_summary(registry, model, r) for _, r in sorted(model.versions.items())]
-            if model
-            else [],
-        }
-    )
-    return info
+__all__ = ["model_info", "model_summary", "version_summary"]

@@ -20,24 +20,40 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from app.jobs.store import Job, new_owner
-
-if TYPE_CHECKING:
-    from app.jobs.service import JobService
+from app.jobs.store import Job, JobStore, new_owner
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_SECONDS = 60.0
 
 
 class JobExecutor:
-    def __init__(self, service: JobService, run_jobs: bool = True):
-        self.service = service
+    """Claims and runs jobs in this process, given the store and three callables of the job service.
+
+    ``run(job, owner)`` runs one claimed job to its end; ``dispatch(job)`` makes
+    a re-queued job run again (here, or on Celery); ``expire()`` deletes jobs
+    past their retention.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        jobs_config: Mapping[str, Any],
+        *,
+        run: Callable[[Job, str], None],
+        dispatch: Callable[[Job], None],
+        expire: Callable[[], object],
+        run_jobs: bool = True,
+    ):
+        self.store = store
         self.run_jobs = run_jobs
-        config = service.config
-        self.concurrency: int = config["concurrency"]
-        self.poll_interval: float = config["poll_interval_ms"] / 1000
+        self._run, self._dispatch, self._expire = run, dispatch, expire
+        self.concurrency: int = jobs_config["concurrency"]
+        self.poll_interval: float = jobs_config["poll_interval_ms"] / 1000
+        self.max_attempts: int = jobs_config["max_attempts"]
+        self.lease_seconds: int = jobs_config["lease_seconds"]
         self.owner = new_owner()
         self._pid: int | None = None
         self._wake = threading.Event()
@@ -74,7 +90,7 @@ class JobExecutor:
             running = list(self._running)
         for job_id in running:
             try:
-                if self.service.store.release(job_id, self.owner, f"{reason} (pid {os.getpid()})"):
+                if self.store.release(job_id, self.owner, f"{reason} (pid {os.getpid()})"):
                     log.info("job %s handed back to the queue: %s", job_id, reason, extra={"job_id": job_id})
             except Exception:
                 log.exception("could not hand job %s back to the queue", job_id)
@@ -94,19 +110,18 @@ class JobExecutor:
 
     def tick(self) -> None:
         """Recover stale jobs, expire old ones, and start queued jobs while there is room."""
-        service = self.service
-        for job, outcome in service.store.recover_stale(service.config["max_attempts"]):
+        for job, outcome in self.store.recover_stale(self.max_attempts):
             log.warning("job %s %s: %s", job["job_id"], outcome, job["events"][-1].get("detail"))
             if outcome == "requeued":
-                service.dispatch(job)
+                self._dispatch(job)
         if time.monotonic() - self._purged_at >= PURGE_EVERY_SECONDS:
             self._purged_at = time.monotonic()
-            service.expire()
+            self._expire()
         while self.run_jobs and not self._stopped.is_set():
             with self._lock:
                 if len(self._running) >= self.concurrency:
                     return
-            job = service.store.claim_next(self.owner, service.config["lease_seconds"], self.concurrency)
+            job = self.store.claim_next(self.owner, self.lease_seconds, self.concurrency)
             if job is None:
                 return
             self._start_job(job)
@@ -121,7 +136,7 @@ class JobExecutor:
 
     def _run_job(self, job: Job) -> None:
         try:
-            self.service.runner.run(job, self.owner)
+            self._run(job, self.owner)
         finally:
             with self._lock:
                 self._running.pop(job["job_id"], None)

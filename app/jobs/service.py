@@ -53,7 +53,14 @@ class JobService:
         self.data_dir = Path(self.config["data_directory"])
         self.output_dir = Path(self.config["output_directory"])
         self.runner = JobRunner(store, registry, self.config, context)
-        self.executor = JobExecutor(self, run_jobs=self.config["backend"] == "embedded")
+        self.executor = JobExecutor(
+            store,
+            self.config,
+            run=self.runner.run,
+            dispatch=self.dispatch,
+            expire=self.expire,
+            run_jobs=self.config["backend"] == "embedded",
+        )
         self._celery: Any = None
 
     # --- submission -------------------------------------------------------

@@ -6,8 +6,10 @@ the same shared store, as two gunicorn workers (or, with Redis, two replicas) ar
 
 from __future__ import annotations
 
+import gc
 import json
 import platform
+import threading
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from tests.factories import (
     write_sklearn_classifier,
     write_sklearn_regressor,
 )
+from tests.helpers import poll_until
 from tests.unit.conftest import REDIS_URL
 
 SETOSA = KNOWN_ROWS["setosa"]
@@ -563,6 +566,21 @@ def test_unload_idle_keeps_the_version_an_explicit_default_alias_serves(worker):
     for served in registry.loaded_models():
         served.last_used = 0.0
     assert registry.unload_idle(now=1_000.0) == [("iris_classifier", 1)]
+
+
+def test_the_idle_reaper_unloads_in_the_background_and_ends_with_its_registry(worker):
+    registry = worker(model_timeout=1)
+    recorder = recorder_on(registry)
+    before = set(threading.enumerate())
+    registry.warm()
+    [reaper] = [t for t in set(threading.enumerate()) - before if t.name == "modelserve-idle-reaper"]
+    registry.loaded("iris_xgboost").last_used = 0.0
+    poll_until(recorder.unloaded, what="the reaper to unload the idle model")
+    assert recorder.unloaded() == [("iris_xgboost", 1, "idle")]  # the default model stays
+    del registry
+    gc.collect()
+    reaper.join(timeout=5)
+    assert not reaper.is_alive()
 
 
 # --- provenance: the versions a model was trained with ----------------------------------------

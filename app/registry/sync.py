@@ -1,0 +1,51 @@
+"""Following the shared desired state: this worker's copy of it, read again only when it changed.
+
+Every change (a load, an alias, a rollback, a delete, a trust) is written to the
+shared store, SQLite or Redis, which moves a generation number. Before a request
+a worker compares that number with its copy's (at most once per
+``registry.sync_interval_ms`` when throttled) and reads the state when it moved;
+the registry then drops the versions no request can reach any more.
+"""
+
+from __future__ import annotations
+
+import time
+
+from app.desired_state import DEFAULT_ALIAS, DesiredState, ModelRecord
+from app.registry.served import Key
+from app.state_store import StateStore
+
+
+class StateFollower:
+    """This worker's copy of the desired state, and when it last checked the store for a newer one."""
+
+    def __init__(self, store: StateStore, sync_interval_ms: int = 0) -> None:
+        self.store = store
+        self.state = DesiredState(generation=-1)
+        #: Checks are at most once per interval, so a request may not yet know of a change another worker made.
+        self.throttled = sync_interval_ms > 0
+        self._interval = sync_interval_ms / 1000
+        self._checked_at = 0.0
+
+    def poll(self, force: bool = False) -> DesiredState | None:
+        """Read the state if the store's generation moved (always when ``force``); ``None`` when nothing changed."""
+        if not force:
+            if self._interval:
+                now = time.monotonic()
+                if now - self._checked_at < self._interval:
+                    return None
+                self._checked_at = now
+            if self.store.published_generation() == self.state.generation:
+                return None
+        self.state = self.store.read()
+        return self.state
+
+
+def reachable_versions(state: DesiredState, default_model: str) -> dict[Key, ModelRecord]:
+    """Versions a request can reach: each model's current one and every alias target."""
+    found = {(name, m.current): m.current_record for name, m in state.models.items()}
+    for alias in (*state.aliases, DEFAULT_ALIAS):
+        key = state.resolve(alias, default_model)
+        if key is not None:
+            found[key] = state.models[key[0]].versions[key[1]]
+    return found
