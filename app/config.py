@@ -18,6 +18,7 @@ import marshmallow as ma
 import yaml
 from marshmallow import validate
 
+from app.errors import ConfigError
 from app.jobs.settings import JobsSection
 from app.security.settings import SecuritySection
 from app.validation import model_name_validator
@@ -55,10 +56,6 @@ RAW_ENV_KEYS = {
 
 
 _URL_PATH = validate.Regexp(r"^(/[A-Za-z0-9._-]+)+$", error="must be a URL path such as /api/v1/metrics.")
-
-
-class ConfigError(Exception):
-    """Invalid configuration; ``str()`` is the one line to show the operator."""
 
 
 class _Section(ma.Schema):

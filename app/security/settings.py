@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
+from app.errors import ConfigError
 from app.validation import model_name_validator
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,6 @@ def unverified_pickles_allowed(settings: dict[str, Any]) -> bool:
 
 def check_startup(settings: dict[str, Any], warn: bool = True) -> None:
     """Refuse an unsafe production start; warn loudly (``warn``) about what development allows."""
-    from app.config import ConfigError
-
     security = settings["security"]
     production = settings["environment"] == "production"
     if production and not auth_configured(security) and not security["allow_anonymous"]:
