@@ -151,16 +151,16 @@ def render() -> str:
         if keys[0].section:
             lines += [_cell(keys[0].description), ""]
             keys = keys[1:]
-        lines += ["| Key | Type | Default | Environment | Description |", "|---|---|---|---|---|"]
+        lines += ["| Key | Default | Type and description |", "|---|---|---|"]
         lines += [_row(key) for key in keys]
     return "\n".join(lines) + "\n"
 
 
 def _row(key: Key) -> str:
-    type_text = key.type + (f", {key.allowed}" if key.allowed else "")
-    env = f"`{key.env}`" if key.env else ""
-    anchor = f'<a id="{key.name}"></a>' if "[]" not in key.name else ""  # link as configuration.md#api.port
-    return f"| {anchor}`{key.name}` | {_cell(type_text)} | {_cell(key.default)} | {env} | {_cell(key.description)} |"
+    kind = key.type + (f", {key.allowed}" if key.allowed else "")
+    env = f" Environment variable: `{key.env}`." if key.env else ""
+    anchor = f'<a id="{key.name}"></a>'  # link as configuration.md#api.port
+    return f"| {anchor}`{key.name}` | {_cell(key.default)} | *{_cell(kind)}.* {_cell(key.description)}{env} |"
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
