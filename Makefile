@@ -49,6 +49,11 @@ lint: install-test
 test: install-test lint
 	$(PY) -m pytest
 
+# The documentation site (mkdocs.yml, docs/) with live reload, beside a server on :8000.
+.PHONY: docs
+docs: install-test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
+
 # modelserve (production stack) against the HTTP floor and MLServer 1.7.1 (installed into
 # var/bench/mlserver-venv on first use), wrk from Debian's package; about 12 minutes. Not part of
 # make test. OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (set on some machines for old OpenBLAS builds)

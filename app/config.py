@@ -18,6 +18,7 @@ import marshmallow as ma
 import yaml
 from marshmallow import validate
 
+from app.errors import ConfigError
 from app.jobs.settings import JobsSection
 from app.security.settings import SecuritySection
 from app.validation import model_name_validator
@@ -57,57 +58,110 @@ RAW_ENV_KEYS = {
 _URL_PATH = validate.Regexp(r"^(/[A-Za-z0-9._-]+)+$", error="must be a URL path such as /api/v1/metrics.")
 
 
-class ConfigError(Exception):
-    """Invalid configuration; ``str()`` is the one line to show the operator."""
-
-
 class _Section(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
 
-def _int(default: int, lo: int, hi: int | None = None) -> ma.fields.Integer:
-    return ma.fields.Integer(strict=True, load_default=default, validate=validate.Range(min=lo, max=hi))
+def _about(description: str) -> dict[str, Any]:
+    """A field's ``metadata``: the description the configuration reference (docs/) shows for its key."""
+    return {"metadata": {"description": description}}
 
 
-def _percent(default: float) -> ma.fields.Float:
-    return ma.fields.Float(load_default=default, validate=validate.Range(min=0, max=100))
+def _int(default: int, lo: int, hi: int | None = None, *, description: str) -> ma.fields.Integer:
+    return ma.fields.Integer(
+        strict=True, load_default=default, validate=validate.Range(min=lo, max=hi), **_about(description)
+    )
 
 
-def _bool(default: bool) -> ma.fields.Boolean:
-    return ma.fields.Boolean(load_default=default)
+def _percent(default: float, description: str) -> ma.fields.Float:
+    return ma.fields.Float(load_default=default, validate=validate.Range(min=0, max=100), **_about(description))
 
 
-def _str(default: str, **kwargs: Any) -> ma.fields.String:
-    return ma.fields.String(load_default=default, validate=validate.Length(min=1), **kwargs)
+def _bool(default: bool, description: str) -> ma.fields.Boolean:
+    return ma.fields.Boolean(load_default=default, **_about(description))
+
+
+def _str(default: str, description: str) -> ma.fields.String:
+    return ma.fields.String(load_default=default, validate=validate.Length(min=1), **_about(description))
+
+
+def _one_of(default: str, choices: list[str], description: str) -> ma.fields.String:
+    return ma.fields.String(load_default=default, validate=validate.OneOf(choices), **_about(description))
 
 
 class ApiSection(_Section):
-    host = _str("127.0.0.1")
-    port = _int(8000, 1, 65535)
-    workers = _int(4, 1, 128)
-    timeout = _int(30, 1, 3600)
-    max_request_size = _int(10 * 1024 * 1024, 1024, 1024**3)
-    worker_class = ma.fields.String(load_default="gthread", validate=validate.OneOf(["sync", "gthread"]))
-    threads = _int(1, 1, 64)
+    """How gunicorn serves the application (gunicorn.conf.py reads this section)."""
+
+    host = _str(
+        "127.0.0.1",
+        "Address to listen on. 127.0.0.1 until an operator chooses to expose the server "
+        "(the Docker image sets 0.0.0.0).",
+    )
+    port = _int(8000, 1, 65535, description="TCP port to listen on.")
+    workers = _int(4, 1, 128, description="gunicorn worker processes; one per core suits this CPU-bound work.")
+    timeout = _int(
+        30,
+        1,
+        3600,
+        description="Seconds a worker may spend on one request before gunicorn restarts it; also how long "
+        "in-flight requests may take to finish when the server is stopped.",
+    )
+    max_request_size = _int(
+        10 * 1024 * 1024, 1024, 1024**3, description="Largest request body in bytes; a larger one is refused with 413."
+    )
+    worker_class = _one_of(
+        "gthread", ["sync", "gthread"], "gunicorn worker type: gthread keeps connections alive, sync closes each one."
+    )
+    threads = _int(
+        1,
+        1,
+        64,
+        description="Threads per gthread worker. More threads only compete for the worker's one core "
+        "(Python's GIL) and raise tail latency.",
+    )
 
 
 class ModelsSection(_Section):
-    auto_load = _bool(True)
-    model_directory = _str("models/trained")
-    max_models = _int(5, 1, 10_000)
-    model_timeout = _int(300, 0)
-    default_model = ma.fields.String(load_default="iris_classifier", validate=model_name_validator())
-    #: Serve models whose sidecar says they were trained with other library versions (flagged in info).
-    allow_version_mismatch = _bool(False)
+    """Which models are served, and how many each worker holds in memory."""
+
+    auto_load = _bool(True, "Register the model directory's files at start-up (a sidecar may opt a file out).")
+    model_directory = _str(
+        "models/trained", "The directory models are loaded from; no model is read from anywhere else."
+    )
+    max_models = _int(
+        5,
+        1,
+        10_000,
+        description="Model versions each worker holds in memory; the least recently used is evicted, and "
+        "reloads on its next use.",
+    )
+    model_timeout = _int(
+        300,
+        0,
+        description="Seconds a model may go unused before its worker unloads it (the default model excepted); "
+        "0: never.",
+    )
+    default_model = ma.fields.String(
+        load_default="iris_classifier",
+        validate=model_name_validator(),
+        **_about("The model the name 'default' resolves to, unless an alias named default says otherwise."),
+    )
+    allow_version_mismatch = _bool(
+        False,
+        "Serve models whose sidecar says they were trained with other library versions (flagged in their info "
+        "and logged) instead of refusing them.",
+    )
 
 
 class LoggingSection(_Section):
-    level = ma.fields.String(
-        load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+    """Log lines on stderr: the application's and gunicorn's."""
+
+    level = _one_of(
+        "INFO", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], "Least severe level logged (any letter case)."
     )
-    format = ma.fields.String(load_default="json", validate=validate.OneOf(["json", "text"]))
-    access_log = _bool(True)
+    format = _one_of("json", ["json", "text"], "json: one JSON object per line; text: plain lines for a terminal.")
+    access_log = _bool(True, "Write one line per request (gunicorn's access log).")
 
     @ma.pre_load
     def _upper_level(self, data: Any, **_: Any) -> Any:
@@ -117,10 +171,19 @@ class LoggingSection(_Section):
 
 
 class MonitoringSection(_Section):
-    enable_metrics = _bool(True)
-    metrics_endpoint = ma.fields.String(load_default="/api/v1/metrics", validate=_URL_PATH)
-    #: ``/live`` and ``/ready`` are served under it.
-    health_endpoint = ma.fields.String(load_default="/api/v1/health", validate=_URL_PATH)
+    """Where the metrics and health endpoints are served."""
+
+    enable_metrics = _bool(True, "Collect Prometheus metrics and serve them at metrics_endpoint.")
+    metrics_endpoint = ma.fields.String(
+        load_default="/api/v1/metrics",
+        validate=_URL_PATH,
+        **_about("Path of the Prometheus metrics; must differ from health_endpoint."),
+    )
+    health_endpoint = ma.fields.String(
+        load_default="/api/v1/health",
+        validate=_URL_PATH,
+        **_about("Path of the health report; liveness and readiness are served at <path>/live and <path>/ready."),
+    )
 
     @ma.validates_schema
     def _distinct(self, data: dict[str, Any], **_: Any) -> None:
@@ -132,12 +195,19 @@ class HealthSection(_Section):
     """Thresholds of ``GET /api/v1/health``: above ``*_degraded_percent`` a check is degraded
     (200), above ``*_unhealthy_percent`` unhealthy (503)."""
 
-    memory_degraded_percent = _percent(85)
-    memory_unhealthy_percent = _percent(95)
-    disk_degraded_percent = _percent(85)
-    disk_unhealthy_percent = _percent(95)
-    #: Models that must load and pass a trial prediction for readiness, besides the default model.
-    required_models = ma.fields.List(ma.fields.String(validate=model_name_validator()), load_default=list)
+    memory_degraded_percent = _percent(
+        85, "Memory use (of the container's limit when there is one) above which health is degraded."
+    )
+    memory_unhealthy_percent = _percent(95, "Memory use above which health is unhealthy (503).")
+    disk_degraded_percent = _percent(
+        85, "Use of the disk holding registry.state_directory above which health is degraded."
+    )
+    disk_unhealthy_percent = _percent(95, "Disk use above which health is unhealthy (503).")
+    required_models = ma.fields.List(
+        ma.fields.String(validate=model_name_validator()),
+        load_default=list,
+        **_about("Models that must load and pass a trial prediction for readiness, besides the default model."),
+    )
 
     @ma.validates_schema
     def _ordered(self, data: dict[str, Any], **_: Any) -> None:
@@ -149,24 +219,51 @@ class HealthSection(_Section):
 
 
 class PluginsSection(_Section):
-    directory = _str("plugins")
+    """Where drop-in adapter plugins are found."""
+
+    directory = _str(
+        "plugins", "Directory of drop-in plugin files (*.py; names starting with _ are skipped), beside the built-ins."
+    )
 
 
 class RegistrySection(_Section):
-    backend = ma.fields.String(load_default="sqlite", validate=validate.OneOf(["sqlite", "redis"]))
-    state_directory = _str("var/state")
-    redis_url = _str("redis://127.0.0.1:6379/0")
-    redis_prefix = _str("modelserve")
-    #: 0: every request checks the shared generation counter (8 bytes of shared memory).
-    #: A positive value lets a worker's view be that many milliseconds stale.
-    sync_interval_ms = _int(0, 0, 60_000)
+    """The shared state every worker and replica reads: which models, versions and aliases to serve."""
+
+    backend = _one_of(
+        "sqlite",
+        ["sqlite", "redis"],
+        "sqlite: a file in state_directory, for the workers of one machine; redis: for replicas on several machines.",
+    )
+    state_directory = _str(
+        "var/state",
+        "Where the server writes its state: the SQLite registry, the job records, the compiled-tree cache.",
+    )
+    redis_url = _str("redis://127.0.0.1:6379/0", "The Redis server of the redis backend.")
+    redis_prefix = _str("modelserve", "Prefix of the registry's Redis keys, so that several servers can share one.")
+    sync_interval_ms = _int(
+        0,
+        0,
+        60_000,
+        description="0: every request checks the shared generation counter (8 bytes of shared memory, or one "
+        "Redis GET). A positive value lets a worker's view be that many milliseconds stale.",
+    )
 
 
 class RuntimeSection(_Section):
-    compute_threads = _int(1, 1, 256)
-    #: Tree ensembles served through Treelite unless a sidecar says otherwise (pip install 'modelserve[trees]');
-    #: libraries compiled for them are cached in <registry.state_directory>/compiled-trees.
-    compiled_trees = _bool(False)
+    """How the models compute."""
+
+    compute_threads = _int(
+        1,
+        1,
+        256,
+        description="OpenMP, BLAS and XGBoost threads per worker. The workers already use every core: "
+        "more threads per worker only compete with them.",
+    )
+    compiled_trees = _bool(
+        False,
+        "Serve tree ensembles through Treelite unless a sidecar says otherwise (pip install 'modelserve[trees]'); "
+        "libraries compiled for them are cached in <registry.state_directory>/compiled-trees.",
+    )
 
 
 def _section(schema: type[ma.Schema]) -> ma.fields.Nested:
@@ -174,8 +271,11 @@ def _section(schema: type[ma.Schema]) -> ma.fields.Nested:
 
 
 class ConfigSchema(_Section):
-    environment = ma.fields.String(
-        load_default="development", validate=validate.OneOf(["development", "production", "testing"])
+    environment = _one_of(
+        "development",
+        ["development", "production", "testing"],
+        "production refuses to start without credentials and loads pickles only when trusted; development "
+        "and testing allow both, with warnings.",
     )
     api = _section(ApiSection)
     security = _section(SecuritySection)

@@ -100,3 +100,12 @@ class ModelPathError(BadRequest):
 
 class ModelLimitReached(Conflict):
     pass
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``str()`` is the one line to show the operator.
+
+    Here rather than in :mod:`app.config`, so that the config sections
+    (:mod:`app.security.settings`) can raise it without importing the loader
+    that imports them. ``from app.config import ConfigError`` still works.
+    """

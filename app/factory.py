@@ -184,7 +184,7 @@ def register_jobs(app: Flask, svc: Services) -> None:
     """Batch-scoring jobs; the executor starts in each gunicorn worker (post_worker_init) or on first use."""
     from app.jobs.service import build_job_service
 
-    svc.jobs = build_job_service(app, svc.config)
+    svc.jobs = build_job_service(app, svc.config, svc.registry, svc.metrics)
 
 
 def register_swagger_assets(app: Flask) -> None:

@@ -1,8 +1,9 @@
 """``make bench``: modelserve (production stack) against the HTTP floor and MLServer 1.7.1.
 
-A bare model server (:mod:`bench.bare_server`, the same prediction with no
-production stack, with and without the response headers the API promises) is
-measured beside the floor, to show what the answer alone costs on this HTTP stack.
+The same prediction with no production stack, as a raw WSGI callable
+(:mod:`bench.bare_server`) and as one Flask route (:mod:`bench.minimal_flask`),
+is measured beside the floor: what the answer alone costs on this HTTP stack,
+and what modelserve's stack costs over Flask itself.
 
     .venv/bin/python -m bench.run                      # what make bench runs
     .venv/bin/python -m bench.run --rounds 5 --duration 10
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import footprint, report
+from bench import footprint, path_costs, report
 from bench.loadgen import ensure_wrk, run_wrk
 from bench.models import COMPILED, MODELS, batch_rows, train, write_mlserver_repository
 from bench.models import ROW as IRIS_ROW
@@ -198,7 +199,7 @@ def main() -> None:
             "modelserve": modelserve(root / "modelserve", root / "models", **settings),
             "floor": http_floor(root / "floor", **settings),
             "bare": bare_server(root / "bare", paths["iris_lr"], **settings),
-            "bare-headers": bare_server(root / "bare-headers", paths["iris_lr"], **settings, api_headers=True),
+            "flask": bare_server(root / "flask", paths["iris_lr"], **settings, flask=True),
         }
         if venv is not None:
             servers["mlserver"] = mlserver(root / "mlserver", venv, repository)
@@ -214,6 +215,8 @@ def main() -> None:
                 server.stop()
         log = servers["modelserve"].log_path
         log_lines = sum(1 for _ in log.open("rb"))
+    # The one path's pieces, sampled in a worker of their own after the rounds.
+    pieces = [path_costs.measure("iris_lr", batch, 1, args.duration * 2) for batch in (False, True)]
 
     meta = {
         "date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
@@ -232,6 +235,7 @@ def main() -> None:
         "compute_threads": threads,
         "footprint": foot,
         "git": _git_head(),
+        "path_costs": pieces,
     }
     summary = report.summarize(rows, meta)
     text = report.markdown(summary)

@@ -5,8 +5,9 @@
   JSON logs and access log, written to a file);
 - the HTTP floor: the same gunicorn.conf.py (worker class, workers, threads, keep-alive)
   serving :mod:`bench.http_floor`, with no access log and no metrics;
-- the bare model server: :mod:`bench.bare_server` on the floor's settings, the LogisticRegression
-  prediction with no production stack, once as is and once with the response headers of modelserve's API;
+- the bare model servers on the floor's settings, the LogisticRegression prediction with no
+  production stack: :mod:`bench.bare_server` (a raw WSGI callable) and :mod:`bench.minimal_flask`
+  (one Flask route);
 - MLServer 1.7.1 from its own venv, ``parallel_workers=0``, the same model files.
 """
 
@@ -282,16 +283,13 @@ def http_floor(workdir: Path, workers: int, threads: int, worker_class: str) -> 
 
 
 def bare_server(
-    workdir: Path, model: Path, workers: int, threads: int, worker_class: str, api_headers: bool = False
+    workdir: Path, model: Path, workers: int, threads: int, worker_class: str, flask: bool = False
 ) -> BareServer:
-    """:mod:`bench.bare_server` predicting with ``model`` on the floor's settings: no production stack.
-
-    ``api_headers``: with the response headers modelserve's API promises, and nothing behind them.
-    """
+    """``model``'s prediction with no production stack on the floor's settings: a raw WSGI callable
+    (:mod:`bench.bare_server`), or with ``flask`` one Flask route (:mod:`bench.minimal_flask`)."""
     api = _api_settings(free_port(), workers, threads, worker_class)
-    env = {"BARE_MODEL": str(model), "BARE_API_HEADERS": "1" if api_headers else "0"}
-    name = "bare-headers" if api_headers else "bare"
-    return _plain_gunicorn(BareServer, name, workdir, "bench.bare_server:app", api, env)
+    name, target = ("flask", "bench.minimal_flask:app") if flask else ("bare", "bench.bare_server:app")
+    return _plain_gunicorn(BareServer, name, workdir, target, api, {"BARE_MODEL": str(model)})
 
 
 _Plain = TypeVar("_Plain", bound=HttpFloor)

@@ -36,6 +36,7 @@ class JobRunner:
         registry: ModelRegistry,
         jobs_config: dict[str, Any],
         context: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+        metrics: Any = None,
     ):
         self.store = store
         self.registry = registry
@@ -43,6 +44,8 @@ class JobRunner:
         self.data_dir = Path(jobs_config["data_directory"])
         self.output_dir = Path(jobs_config["output_directory"])
         self.context = context
+        #: Where the jobs' predictions are counted (the application's metrics), if anywhere.
+        self.metrics = metrics
 
     def run(self, job: Job, owner: str) -> None:
         """Run a job this owner has claimed, to completed, failed, or (cancelled/taken) nothing."""
@@ -106,7 +109,7 @@ class JobRunner:
         total = source.count_rows()
         self.store.renew(job["job_id"], owner, self.config["lease_seconds"], rows_total=total)
         temps += [temp_file_for(output, job["job_id"], job["claim"], kind) for kind in ("", ".errors")]
-        options = ScoreOptions(job["return_probabilities"], job["on_error"], self.config["chunk_rows"])
+        options = ScoreOptions(job["return_probabilities"], job["on_error"], self.config["chunk_rows"], self.metrics)
 
         def progress(summary: Summary) -> bool:
             done = summary.rows_done + summary.rows_failed

@@ -46,13 +46,14 @@ class JobService:
         registry: ModelRegistry,
         store: JobStore,
         context: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+        metrics: Any = None,
     ):
         self.config: dict[str, Any] = settings["jobs"]
         self.registry = registry
         self.store = store
         self.data_dir = Path(self.config["data_directory"])
         self.output_dir = Path(self.config["output_directory"])
-        self.runner = JobRunner(store, registry, self.config, context)
+        self.runner = JobRunner(store, registry, self.config, context, metrics)
         self.executor = JobExecutor(
             store,
             self.config,
@@ -114,9 +115,7 @@ class JobService:
             self.executor.wake()
             return
         try:
-            self.celery().send_task(
-                TASK_NAME, args=[job["job_id"]], queue=self.config["queue"], ignore_result=True
-            )
+            self.celery().send_task(TASK_NAME, args=[job["job_id"]], queue=self.config["queue"], ignore_result=True)
         except Exception as exc:
             message = f"The Celery broker did not take the job: {type(exc).__name__}: {exc}"
             self.store.fail_queued(job["job_id"], message)
@@ -186,8 +185,8 @@ class JobService:
         return expired
 
 
-def build_job_service(app: Any, settings: dict[str, Any]) -> JobService:
-    """The per-worker job service; jobs run inside an application context (metrics, logging)."""
+def build_job_service(app: Any, settings: dict[str, Any], registry: ModelRegistry, metrics: Any = None) -> JobService:
+    """The per-worker job service; jobs run inside an application context, their predictions counted in ``metrics``."""
     import weakref
 
     from app.jobs.backends import build_job_store
@@ -198,5 +197,4 @@ def build_job_service(app: Any, settings: dict[str, Any]) -> JobService:
         flask_app = ref()
         return flask_app.app_context() if flask_app is not None else contextlib.nullcontext()
 
-    registry = app.extensions["modelserve"].registry
-    return JobService(settings, registry, build_job_store(settings), context)
+    return JobService(settings, registry, build_job_store(settings), context, metrics)

@@ -65,7 +65,6 @@ def register_access_check(app: Flask, access: AccessControl) -> None:
         return response
 
 
-
 def current_actor() -> str:
     """Who is asking, for the audit trail: the authenticated user, else "anonymous"."""
     return g.get("user_id") or "anonymous"

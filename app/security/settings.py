@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
+from app.errors import ConfigError
 from app.validation import model_name_validator
 
 log = logging.getLogger(__name__)
@@ -24,28 +25,67 @@ class _Strict(ma.Schema):
         unknown = ma.RAISE
 
 
+def _about(description: str) -> dict[str, Any]:
+    """A field's ``metadata``: the description the configuration reference (docs/) shows for its key."""
+    return {"metadata": {"description": description}}
+
+
+_SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 hex digits.")
+
+
 class ApiKeySchema(_Strict):
     """A key as stored: never the secret, only its sha256 (``flask --app app create-api-key``)."""
 
-    name = ma.fields.String(required=True, validate=model_name_validator())
-    sha256 = ma.fields.String(
-        required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 hex digits.")
+    name = ma.fields.String(
+        required=True,
+        validate=model_name_validator(),
+        **_about("Who holds the key: the user_id in logs and the actor in the audit trail."),
     )
+    sha256 = ma.fields.String(required=True, validate=_SHA256, **_about("sha256 of the key, in hex; never the key."))
     roles = ma.fields.List(
-        ma.fields.String(validate=validate.OneOf(ROLES)), required=True, validate=validate.Length(min=1)
+        ma.fields.String(validate=validate.OneOf(ROLES)),
+        required=True,
+        validate=validate.Length(min=1),
+        **_about("What the key may do: predict, admin, or both."),
     )
 
 
 class JwtSchema(_Strict):
-    algorithm = ma.fields.String(load_default="HS256", validate=validate.OneOf(["HS256", "RS256", "ES256"]))
-    #: HS256 shared secret (at least 32 bytes), or env MODELSERVE_JWT_SECRET.
-    secret = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(min=32))
-    #: RS256/ES256 public key in PEM, or env MODELSERVE_JWT_PUBLIC_KEY.
-    public_key = ma.fields.String(load_default=None, allow_none=True)
-    roles_claim = ma.fields.String(load_default="roles", validate=validate.Length(min=1))
-    audience = ma.fields.String(load_default=None, allow_none=True)
-    issuer = ma.fields.String(load_default=None, allow_none=True)
-    leeway_seconds = ma.fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=300))
+    """Bearer tokens: HS256 with a shared secret, or RS256/ES256 with a public key."""
+
+    algorithm = ma.fields.String(
+        load_default="HS256",
+        validate=validate.OneOf(["HS256", "RS256", "ES256"]),
+        **_about("The one algorithm tokens must be signed with; any other (none included) is refused."),
+    )
+    secret = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=32),
+        **_about("HS256 shared secret, at least 32 bytes; only with algorithm HS256."),
+    )
+    public_key = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        **_about("RS256/ES256 public key in PEM; only with those algorithms."),
+    )
+    roles_claim = ma.fields.String(
+        load_default="roles",
+        validate=validate.Length(min=1),
+        **_about("The claim holding the token's list of roles."),
+    )
+    audience = ma.fields.String(
+        load_default=None, allow_none=True, **_about("When set, tokens must carry this aud claim.")
+    )
+    issuer = ma.fields.String(
+        load_default=None, allow_none=True, **_about("When set, tokens must carry this iss claim.")
+    )
+    leeway_seconds = ma.fields.Integer(
+        load_default=0,
+        strict=True,
+        validate=validate.Range(min=0, max=300),
+        **_about("Clock skew allowed when checking exp and nbf."),
+    )
 
     @ma.validates_schema
     def _key_matches_algorithm(self, data: dict[str, Any], **_: Any) -> None:
@@ -55,42 +95,74 @@ class JwtSchema(_Strict):
             raise ma.ValidationError(f"{data['algorithm']} uses public_key, not secret.", field_name="secret")
 
 
+def _rate(default: str, description: str) -> ma.fields.String:
+    return ma.fields.String(load_default=default, validate=_RATE, **_about(description))
+
+
 class RateLimitsSchema(_Strict):
-    predict = ma.fields.String(load_default="100/minute", validate=_RATE)
-    batch_predict = ma.fields.String(load_default="10/minute", validate=_RATE)
-    model_management = ma.fields.String(load_default="20/minute", validate=_RATE)
+    """Requests per identity (API key name or JWT subject), else per client address."""
+
+    predict = _rate("100/minute", "POST /predict and /predict/{model_name}, counted together.")
+    batch_predict = _rate("10/minute", "POST /batch-predict and /predict-async.")
+    model_management = _rate("20/minute", "Loading, deleting, aliasing, rolling back and trusting models.")
 
 
-def _nested(schema: type[ma.Schema]) -> ma.fields.Nested:
-    return ma.fields.Nested(schema, load_default=lambda: schema().load({}))
+def _nested(schema: type[ma.Schema], description: str) -> ma.fields.Nested:
+    return ma.fields.Nested(schema, load_default=lambda: schema().load({}), **_about(description))
 
 
 class SecuritySection(_Strict):
-    enable_cors = ma.fields.Boolean(load_default=False)
-    cors_origins = ma.fields.List(ma.fields.String(), load_default=list)
-    api_key_header = ma.fields.String(load_default="X-API-Key", validate=validate.Regexp(r"^[A-Za-z0-9-]{1,64}$"))
-    api_keys = ma.fields.List(ma.fields.Nested(ApiKeySchema), load_default=list)
-    jwt = _nested(JwtSchema)
-    #: Production refuses to start without keys or JWT unless this is true.
-    allow_anonymous = ma.fields.Boolean(load_default=False)
-    #: Whether /metrics needs credentials (any role).
-    metrics_require_auth = ma.fields.Boolean(load_default=False)
-    rate_limit_enabled = ma.fields.Boolean(load_default=True)
-    rate_limits = _nested(RateLimitsSchema)
-    #: memory:// (per worker) or redis://host:port/db (shared by workers and replicas).
+    """Authentication, roles, rate limits, CORS and which model files may be unpickled."""
+
+    enable_cors = ma.fields.Boolean(
+        load_default=False, **_about("Answer cross-origin requests from cors_origins, under /api/ only.")
+    )
+    cors_origins = ma.fields.List(
+        ma.fields.String(), load_default=list, **_about("Origins allowed to call the API from a browser.")
+    )
+    api_key_header = ma.fields.String(
+        load_default="X-API-Key",
+        validate=validate.Regexp(r"^[A-Za-z0-9-]{1,64}$"),
+        **_about("The request header that carries an API key."),
+    )
+    api_keys = ma.fields.List(
+        ma.fields.Nested(ApiKeySchema),
+        load_default=list,
+        **_about("API keys, each a name, the key's sha256 and its roles (flask --app app create-api-key)."),
+    )
+    jwt = _nested(JwtSchema, "JSON Web Tokens in Authorization: Bearer; on when secret or public_key is set.")
+    allow_anonymous = ma.fields.Boolean(
+        load_default=False,
+        **_about("Let production start without api_keys or jwt, open to every client, on purpose."),
+    )
+    metrics_require_auth = ma.fields.Boolean(
+        load_default=False, **_about("Ask credentials (role predict) for the metrics endpoint.")
+    )
+    rate_limit_enabled = ma.fields.Boolean(load_default=True, **_about("Apply rate_limits."))
+    rate_limits = _nested(RateLimitsSchema, "Limits per group of endpoints, such as 100/minute.")
     rate_limit_storage = ma.fields.String(
         load_default="memory://",
         validate=validate.Regexp(r"^(memory://|redis://|rediss://)", error="must be memory:// or a redis:// URL."),
+        **_about("memory:// (each worker counts alone) or redis://host:port/db (shared by workers and replicas)."),
     )
-    #: How many proxies in front of the server may set X-Forwarded-For (0: use the peer address).
-    trusted_proxies = ma.fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=10))
-    #: sha256 of model files that may be unpickled (pickle, joblib, custom .py).
+    trusted_proxies = ma.fields.Integer(
+        load_default=0,
+        strict=True,
+        validate=validate.Range(min=0, max=10),
+        **_about("How many proxies in front of the server may set X-Forwarded-For (0: use the peer address)."),
+    )
     trusted_models = ma.fields.List(
-        ma.fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 hex digits.")),
+        ma.fields.String(validate=_SHA256),
         load_default=list,
+        **_about("sha256 of model files that may be unpickled (pickle, joblib, custom .py)."),
     )
-    #: Unpickle files nobody trusted; null: yes in development/testing (with a warning), no in production.
-    allow_unverified_pickles = ma.fields.Boolean(load_default=None, allow_none=True)
+    allow_unverified_pickles = ma.fields.Boolean(
+        load_default=None,
+        allow_none=True,
+        **_about(
+            "Unpickle files nobody trusted. null: yes in development and testing (with a warning), no in production."
+        ),
+    )
 
 
 def auth_configured(security: dict[str, Any]) -> bool:
@@ -105,8 +177,6 @@ def unverified_pickles_allowed(settings: dict[str, Any]) -> bool:
 
 def check_startup(settings: dict[str, Any], warn: bool = True) -> None:
     """Refuse an unsafe production start; warn loudly (``warn``) about what development allows."""
-    from app.config import ConfigError
-
     security = settings["security"]
     production = settings["environment"] == "production"
     if production and not auth_configured(security) and not security["allow_anonymous"]:

@@ -341,3 +341,16 @@ def test_gunicorn_conf_refuses_a_bad_config_with_one_line(config_file, security_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "api.workers" in lines[0] and str(config_file) in lines[0]
+
+
+def test_the_config_sections_do_not_import_the_loader():
+    """No import cycle: the sections raise ConfigError without importing app.config, which imports them."""
+    probe = (
+        "import sys, app.security.settings, app.jobs.settings\n"
+        "assert 'app.config' not in sys.modules, 'a config section imports app.config'\n"
+        "from app.config import ConfigError\n"
+        "from app.errors import ConfigError as moved\n"
+        "assert ConfigError is moved\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -22,9 +22,9 @@ from app.adapters import AdapterSettings
 from app.config import ModelsSection, RegistrySection
 from app.errors import Conflict, ModelLoadError, ModelNotFound, NotFound, ValidationFailed
 from app.model_files import sha256_of
-from app.model_info import model_info
 from app.plugin_manager import build_plugin_manager
 from app.registry import ModelRegistry
+from app.registry.info import model_info
 from app.state_store import RedisStateStore, build_state_store
 from tests.factories import (
     IRIS_FEATURES,

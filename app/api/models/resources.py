@@ -24,7 +24,7 @@ from app.api.models.schemas import (
 from app.api.predictions.resources import check_model_name
 from app.desired_state import DEFAULT_ALIAS
 from app.extensions import ModelServeBlueprint
-from app.model_info import model_info, model_summary
+from app.registry.info import model_info, model_summary
 from app.security.access import current_actor
 from app.security.policy import requires
 from app.services import services

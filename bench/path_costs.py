@@ -1,0 +1,153 @@
+"""What each piece of the one request path costs inside a real worker under load, in µs per request.
+
+    .venv/bin/python -m bench.path_costs                      # iris LogisticRegression, one row, 1 connection
+    .venv/bin/python -m bench.path_costs --batch              # a 1,000-row batch
+    .venv/bin/python -m bench.path_costs --model iris_xgb --connections 8
+
+Starts modelserve with the benchmark's production configuration on one
+worker pinned to core 0, drives it with wrk from core 1, and samples the
+worker with py-spy (no instrumentation in the worker: a hot loop in one
+process, or timers around each function, misjudge the cost per request).
+Each sample is given to the innermost piece of :data:`PIECES` on its stack;
+a piece's share of the samples times the worker's CPU time per request
+(from ``/proc``, over the same seconds) is its µs per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.footprint import children
+from bench.loadgen import ensure_wrk, run_wrk
+from bench.models import ROW, batch_rows, train
+from bench.profile import py_spy
+from bench.servers import modelserve
+
+#: (piece, what a frame of it looks like in py-spy's output), innermost pieces first.
+PIECES: list[tuple[str, tuple[str, ...]]] = [
+    ("rate limit (flask-limiter's storage)", ("hit (app/security/rate_limits.py",)),
+    ("access check (credentials, role)", ("_check_access (app/security/access.py",)),
+    ("request id", ("_assign_request_id (", "_return_request_id (")),
+    ("size, content type, nosniff", ("_check_body (app/hygiene.py", "_harden (app/hygiene.py")),
+    ("registry start-up check", ("_warm_models (app/factory.py",)),
+    ("CORS (flask-cors)", ("cors_after_request (",)),
+    ("rate limit headers", ("_rate_limit_headers (app/security/access.py",)),
+    ("request metrics", ("_count_request (app/metrics.py", "start_timer (app/metrics.py")),
+    ("the model", ("run_model (app/inference.py",)),
+    ("prediction metrics and log line", ("record_prediction (app/observability.py",)),
+    ("classes, labels, probabilities", ("interpret (app/inference.py",)),
+    ("answer encoding (orjson)", ("single_answer (app/answers.py", "batch_answer (app/answers.py")),
+    ("rows fitted to the model", ("to_matrix (app/inference.py",)),
+    ("registry lookup", ("get (app/registry/serving.py",)),
+    ("JSON body parsing (orjson)", ("load_json (app/extensions.py",)),
+    ("features checked as one array", ("_deserialize (app/api/fields.py",)),
+    ("request schema (webargs, marshmallow)", ("parse (webargs/core.py",)),
+    ("view and its decorators (flask-smorest)", ("dispatch_request (flask/app.py",)),
+    ("Flask: other before_request work", ("preprocess_request (flask/app.py",)),
+    ("Flask: other after_request work, response", ("finalize_request (flask/app.py",)),
+    ("Flask: request context, routing, the rest", ("wsgi_app (flask/app.py",)),
+    ("access log line", ("access (app/gunicorn_logging.py",)),
+]
+OUTSIDE = "gunicorn: HTTP parsing, sockets, the rest"
+
+
+def piece_of(frames: list[str]) -> str:
+    """The innermost piece on a stack (frames from the root down)."""
+    for frame in reversed(frames):
+        for name, marks in PIECES:
+            if any(mark in frame for mark in marks):
+                return name
+    return OUTSIDE
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def costs(collapsed: Path, cpu_us_per_request: float) -> list[dict[str, Any]]:
+    """Each piece's share of the samples and µs per request, largest first."""
+    by_piece: Counter[str] = Counter()
+    for line in collapsed.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        by_piece[piece_of(stack.split(";"))] += int(samples)
+    total = sum(by_piece.values()) or 1
+    return [
+        {"piece": piece, "share": n / total, "us": cpu_us_per_request * n / total}
+        for piece, n in by_piece.most_common()
+    ]
+
+
+def measure(model: str, batch: bool, connections: int, duration: int, rate: int = 400) -> dict[str, Any]:
+    """Run modelserve under wrk with py-spy on its worker; return req/s, CPU µs per request and the pieces."""
+    ensure_wrk()
+    spy = py_spy()
+    with tempfile.TemporaryDirectory(prefix="modelserve-path-costs-") as tmp:
+        root = Path(tmp)
+        train(root / "models")
+        server = modelserve(root / "ms", root / "models", workers=1, threads=1, worker_class="gthread")
+        try:
+            server.wait_until_serving(model, server.start(0))
+            body = root / "body.json"
+            body.write_text(json.dumps(server.body(model, batch_rows(1000) if batch else [ROW])), encoding="utf-8")
+            url = server.url(model, batch)
+            run_wrk(url, body, server.headers, connections, 2, 1)  # warm up
+            worker = children(server.process.pid)[0]
+            collapsed = root / "stacks.txt"
+            command = ["taskset", "-c", "1", str(spy), "record", "--pid", str(worker), "--rate", str(rate)]
+            command += ["--duration", str(duration), "--format", "raw", "--output", str(collapsed), "--nonblocking"]
+            recorder = threading.Thread(target=subprocess.run, args=(command,), kwargs={"capture_output": True})
+            cpu_before = cpu_seconds(worker)
+            recorder.start()
+            result = run_wrk(url, body, server.headers, connections, duration, 1)
+            cpu_after = cpu_seconds(worker)
+            recorder.join()
+            cpu_us = (cpu_after - cpu_before) * 1e6 / max(1, result["requests"])
+            pieces = costs(collapsed, cpu_us)
+        finally:
+            server.stop()
+    return {
+        "model": model,
+        "kind": "batch" if batch else "single",
+        "connections": connections,
+        "rps_under_py_spy": result["rps"],
+        "cpu_us_per_request": cpu_us,
+        "pieces": pieces,
+    }
+
+
+def markdown(found: dict[str, Any]) -> str:
+    what = "1,000-row batch" if found["kind"] == "batch" else "one row"
+    lines = [
+        f"| {found['model']}, {what}, {found['connections']} connection(s): piece of the path | share "
+        f"| µs per request (of {found['cpu_us_per_request']:,.0f} µs CPU) |",
+        "|---|---:|---:|",
+    ]
+    for piece in found["pieces"]:
+        lines.append(f"| {piece['piece']} | {100 * piece['share']:.1f}% | {piece['us']:,.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="iris_lr")
+    parser.add_argument("--batch", action="store_true")
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--duration", type=int, default=10)
+    args = parser.parse_args()
+    found = measure(args.model, args.batch, args.connections, args.duration)
+    print(f"{found['rps_under_py_spy']:,.0f} req/s under py-spy")
+    print(markdown(found))
+
+
+if __name__ == "__main__":
+    main()
