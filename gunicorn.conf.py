@@ -93,7 +93,7 @@ PREIMPORTED = (
     "app.metrics",
     "app.answers",
     "app.security.rate_limits",
-    "flask_limiter",
+    "limits",
     "flask_cors",
 )
 

@@ -161,12 +161,12 @@ def register_access(app: Flask, svc: Services) -> None:
         table=AccessTable(app),
         authenticator=Authenticator(security, jwt_enabled),
         enforce=auth_configured(security),
-        rate_limits=build_rate_limits(app, svc) if security["rate_limit_enabled"] else None,
+        rate_limits=build_rate_limits(svc) if security["rate_limit_enabled"] else None,
     )
     register_access_check(app, svc.access)
 
 
-def build_rate_limits(app: Flask, svc: Services) -> Any:
+def build_rate_limits(svc: Services) -> Any:
     from app.metrics import endpoint_label
     from app.security.rate_limits import build_rate_limits as build
 
@@ -177,7 +177,7 @@ def build_rate_limits(app: Flask, svc: Services) -> Any:
         if metrics is not None:
             metrics.observe_rate_limit_rejection(endpoint_label())
 
-    return build(app, svc.config["security"], breached)
+    return build(svc.config["security"], breached)
 
 
 def register_jobs(app: Flask, svc: Services) -> None:

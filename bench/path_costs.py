@@ -33,7 +33,7 @@ from bench.servers import modelserve
 
 #: (piece, what a frame of it looks like in py-spy's output), innermost pieces first.
 PIECES: list[tuple[str, tuple[str, ...]]] = [
-    ("rate limit (flask-limiter's storage)", ("hit (app/security/rate_limits.py",)),
+    ("rate limit (limits)", ("hit (app/security/rate_limits.py",)),
     ("access check (credentials, role)", ("_check_access (app/security/access.py",)),
     ("request id", ("_assign_request_id (", "_return_request_id (")),
     ("size, content type, nosniff", ("_check_body (app/hygiene.py", "_harden (app/hygiene.py")),

@@ -1,28 +1,33 @@
-"""Rate limits per identity (key name or JWT subject), else per client address, counted by flask-limiter.
+"""Rate limits per identity (key name or JWT subject), else per client address, counted with ``limits``.
 
 Each view method names its group with ``@requires(..., rate="predict")``; all
-methods of a group share one counter per client. flask-limiter's
-:class:`~flask_limiter.Limiter` owns the storage (``security.rate_limit_storage``:
-``memory://`` counts per worker, ``redis://`` across workers and replicas) and
-the strategy (fixed windows); the access check asks its strategy
-(``Limiter.limiter``) once per request, with flask-limiter's keys, and the
-answer carries flask-limiter's headers (:class:`~flask_limiter.HeaderNames`).
+methods of a group share one counter per client. The access check counts a
+request once, against its group, with the ``limits`` library (flask-limiter's
+engine): fixed windows, the storage named by ``security.rate_limit_storage``
+(``memory://``: per worker, :mod:`app.security.limit_storage`; ``redis://``:
+across workers and replicas), the storage keys flask-limiter would use, and
+flask-limiter's response headers. Why not flask-limiter itself: see the
+security guide (its hooks run on every request, limited or not).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from flask import Flask
-from flask_limiter import HeaderNames, Limiter
 from limits import RateLimitItem, parse_many
+from limits.storage import Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from app.errors import ApiError
+from app.security.limit_storage import SCHEME as IN_PROCESS_SCHEME
 
-log = logging.getLogger(__name__)
+#: The response headers, named as flask-limiter names them.
+LIMIT_HEADER = "X-RateLimit-Limit"
+REMAINING_HEADER = "X-RateLimit-Remaining"
+RESET_HEADER = "X-RateLimit-Reset"
+RETRY_AFTER_HEADER = "Retry-After"
 
 
 class TooManyRequests(ApiError):
@@ -39,25 +44,26 @@ class LimitState:
 
     def headers(self) -> dict[str, str]:
         return {
-            HeaderNames.LIMIT.value: str(self.limit.amount),
-            HeaderNames.REMAINING.value: str(self.remaining),
-            HeaderNames.RESET.value: str(self.reset_at),
-            HeaderNames.RETRY_AFTER.value: str(max(0, int(self.reset_at - time.time()))),
+            LIMIT_HEADER: str(self.limit.amount),
+            REMAINING_HEADER: str(self.remaining),
+            RESET_HEADER: str(self.reset_at),
+            RETRY_AFTER_HEADER: str(max(0, int(self.reset_at - time.time()))),
         }
 
 
 class RateLimits:
-    """Each group's limits (``security.rate_limits``), counted in the Limiter's storage."""
+    """Each group's limits (``security.rate_limits``), counted in one storage."""
 
-    def __init__(self, limiter: Limiter, limits: Mapping[str, str], on_breach: Callable[[str, str], None]):
-        self.limiter = limiter
-        #: Smallest window first, as flask-limiter orders them (its headers report that one unless another breaks).
+    def __init__(self, storage: Storage, limits: Mapping[str, str], on_breach: Callable[[str, str], None]):
+        self.storage = storage
+        self.strategy = FixedWindowRateLimiter(storage)
+        #: Smallest window first: the headers report that one unless another is exceeded.
         self.groups = {group: sorted(parse_many(text)) for group, text in limits.items()}
         self.on_breach = on_breach
 
     def hit(self, group: str, key: str) -> LimitState:
         """Count one request of ``key`` against ``group``; raise :class:`TooManyRequests` past a limit."""
-        strategy = self.limiter.limiter
+        strategy = self.strategy
         items = self.groups[group]
         shown = items[0]
         breached = False
@@ -75,13 +81,8 @@ class RateLimits:
         return state
 
 
-def build_rate_limits(app: Flask, security: Mapping[str, object], on_breach: Callable[[str, str], None]) -> RateLimits:
-    """A Limiter bound to ``app`` for its storage and strategy, and the configured groups."""
-    limiter = Limiter(
-        key_func=lambda: "",  # keys are the access check's (identity or address), passed with each hit
-        storage_uri=str(security["rate_limit_storage"]),
-        strategy="fixed-window",
-        headers_enabled=False,  # the access check writes the headers of the one limit it counted
-    )
-    limiter.init_app(app)
-    return RateLimits(limiter, security["rate_limits"], on_breach)  # type: ignore[arg-type]
+def build_rate_limits(security: Mapping[str, object], on_breach: Callable[[str, str], None]) -> RateLimits:
+    """The configured groups, counted in the configured storage."""
+    uri = str(security["rate_limit_storage"])
+    storage = storage_from_string(f"{IN_PROCESS_SCHEME}://" if uri == "memory://" else uri)
+    return RateLimits(storage, security["rate_limits"], on_breach)  # type: ignore[arg-type]
