@@ -41,6 +41,10 @@ keepalive = 5  # seconds an idle keep-alive connection is kept (gunicorn's defau
 # sees it; 8190 is gunicorn's maximum (the default, 4094, refused some long query strings).
 limit_request_line = 8190
 preload_app = False
+# The heartbeat file each worker touches on every turn of its event loop, so once per request
+# under load: on tmpfs that is a memory write, on a disk filesystem an inode update.
+if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+    worker_tmp_dir = "/dev/shm"
 # gunicorn's control socket (gunicornc) is not used; several servers on one host would share its path.
 control_socket_disable = True
 accesslog = "-" if _settings["logging"]["access_log"] else None
@@ -94,7 +98,7 @@ PREIMPORTED = (
     "app.answers",
     "app.security.rate_limits",
     "limits",
-    "flask_cors",
+    "app.pipeline",
 )
 
 

@@ -1,9 +1,9 @@
 """The application factory: wiring only, no work at import time.
 
-Every request is answered by one chain: Flask's dispatch, the ``before_request``
-functions registered here (request id, size and content type, the access
-check with its rate limit), the flask-smorest view, then the ``after_request``
-functions (headers, metrics).
+Every request is answered by one chain: Flask's dispatch, the request
+pipeline's ``before_request`` function (:mod:`app.pipeline`: request id, body
+checks, access check with its rate limit), the flask-smorest view, then the
+``after_request`` function (headers, CORS, metrics).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from flask import Flask, request
 from app.adapters import AdapterSettings
 from app.config import load_config
 from app.extensions import ModelServeApi
-from app.observability import configure_logging, register_request_ids
+from app.observability import configure_logging
 from app.plugin_manager import build_plugin_manager
 from app.registry import ModelRegistry, TrustPolicy
 from app.security.settings import auth_configured, check_startup, unverified_pickles_allowed
@@ -51,12 +51,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     svc = register_services(app, settings)
     register_proxy_fix(app, settings["security"])
-    register_request_ids(app)
-    register_hygiene(app, settings)
-    register_cors(app, settings["security"])
     register_swagger_assets(app)
     register_api(app)
-    register_access(app, svc)
+    register_pipeline_for(app, svc)
     register_jobs(app, svc)
     register_cli(app)
     return app
@@ -93,15 +90,9 @@ def register_services(app: Flask, settings: dict[str, Any]) -> Services:
     registry = ModelRegistry(store, plugins, settings["models"], settings["registry"]["sync_interval_ms"], trust)
     svc = app.extensions[EXTENSION] = Services(config=settings, plugins=plugins, registry=registry)
     if settings["monitoring"]["enable_metrics"]:
-        from app.metrics import register_metrics
+        from app.metrics import build_metrics
 
-        # First of the request hooks: every request is timed, those refused before their view too.
-        svc.metrics = register_metrics(app, plugins)
-
-    @app.before_request
-    def _warm_models() -> None:
-        registry.warm()
-
+        svc.metrics = build_metrics(plugins)
     return svc
 
 
@@ -112,21 +103,6 @@ def register_proxy_fix(app: Flask, security: Mapping[str, Any]) -> None:
 
         n = security["trusted_proxies"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
-
-
-def register_hygiene(app: Flask, settings: Mapping[str, Any]) -> None:
-    from app.hygiene import register_request_checks
-
-    register_request_checks(app, settings["api"]["max_request_size"])
-
-
-def register_cors(app: Flask, security: Mapping[str, Any]) -> None:
-    """Answer cross-origin requests only from the configured origins, and only under /api/."""
-    if not security["enable_cors"]:
-        return
-    from flask_cors import CORS
-
-    CORS(app, resources={r"/api/*": {"origins": security["cors_origins"]}}, expose_headers=["X-Request-ID"])
 
 
 def register_api(app: Flask) -> None:
@@ -149,9 +125,14 @@ def register_api(app: Flask) -> None:
     api.register_blueprint(build_system_blueprint(settings["monitoring"], settings["security"]["metrics_require_auth"]))
 
 
-def register_access(app: Flask, svc: Services) -> None:
-    """After the blueprints: authenticate (API keys, JWT), check each endpoint's role, count its rate limit."""
-    from app.security.access import AccessControl, register_access_check
+def register_pipeline_for(app: Flask, svc: Services) -> None:
+    """After the blueprints, before any other hook: the work around every view (:mod:`app.pipeline`).
+
+    The access check authenticates (API keys, JWT), checks each endpoint's role and counts its rate limit.
+    """
+    from app.cors import CorsPolicy
+    from app.pipeline import RequestPipeline, register_pipeline
+    from app.security.access import AccessControl
     from app.security.auth import Authenticator, configure_jwt
     from app.security.policy import AccessTable
 
@@ -163,7 +144,10 @@ def register_access(app: Flask, svc: Services) -> None:
         enforce=auth_configured(security),
         rate_limits=build_rate_limits(svc) if security["rate_limit_enabled"] else None,
     )
-    register_access_check(app, svc.access)
+    max_request_size = svc.config["api"]["max_request_size"]
+    app.config["MAX_CONTENT_LENGTH"] = max_request_size  # Flask refuses larger bodies as they are read
+    cors = CorsPolicy(security["cors_origins"]) if security["enable_cors"] else None
+    register_pipeline(app, RequestPipeline(svc.registry, svc.access, max_request_size, svc.metrics, cors))
 
 
 def build_rate_limits(svc: Services) -> Any:

@@ -60,13 +60,21 @@ class Features:
 
 
 def check_row(value: Any) -> Features:
-    """One sample: a list of numbers, or an object of named numbers. Raises :class:`FeatureError`."""
-    if type(value) is list:
-        if 0 < len(value) <= MAX_FEATURES and set(map(type, value)) <= NUMBER_TYPES:
-            matrix = _finite_matrix([value], len(value))
-            if matrix is not None:
-                return Features(matrix=matrix)
+    """One sample: a list of numbers, or an object of named numbers. Raises :class:`FeatureError`.
+
+    A few numbers are checked in Python (their sum is finite only when each of
+    them is, and a sum that overflows sends the row to the precise check).
+    """
+    if type(value) is list and 0 < len(value) <= MAX_FEATURES and set(map(type, value)) <= NUMBER_TYPES:
+        try:
+            finite = math.isfinite(sum(value))
+        except OverflowError:  # an integer beyond float64
+            finite = False
+        if finite:
+            return Features(matrix=np.array([value], dtype=np.float64))
     _raise_unless_valid(value)
+    if type(value) is list:  # every value is finite; only their sum was not
+        return Features(matrix=np.array([value], dtype=np.float64))
     return Features(rows=(value,))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -34,7 +35,9 @@ class JsonLogger(Logger):
             "remote_addr": environ.get("REMOTE_ADDR"),
             "request_id": next((v for k, v in resp.headers or () if k.lower() == header), None),
         }
-        try:
-            self.access_log.info("request", extra=fields)
+        log = self.access_log
+        try:  # a record made here, not by Logger.info, which would walk the stack for a caller no line prints
+            if log.isEnabledFor(logging.INFO):
+                log.handle(log.makeRecord(log.name, logging.INFO, "", 0, "request", None, None, extra=fields))
         except Exception:
             self.error_log.exception("could not write an access log line")

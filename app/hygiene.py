@@ -1,35 +1,41 @@
-"""Checks every request passes before a view sees it: size and content type."""
+"""Checks every request body passes before a view sees it: its size and its content type."""
 
 from __future__ import annotations
 
-from flask import Flask, request
+from typing import Any
+
+from webargs.core import is_json
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.wrappers import Response
+from werkzeug.http import parse_options_header
 
 from app.errors import UnsupportedMediaType
 
-BODY_METHODS = {"POST", "PUT", "PATCH"}
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Sent with every response: browsers must not guess another type than the one declared.
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
 
 
-def register_request_checks(app: Flask, max_request_size: int) -> None:
-    # Flask refuses larger bodies as they are read (chunked uploads too); the
-    # check below refuses a declared Content-Length before reading anything.
-    app.config["MAX_CONTENT_LENGTH"] = max_request_size
+def check_body(environ: dict[str, Any], max_request_size: int) -> None:
+    """413 for a declared length over ``max_request_size``; 415 for a body that is not declared JSON.
 
-    @app.before_request
-    def _check_body() -> None:
-        if request.method not in BODY_METHODS:
-            return
-        if request.content_length is not None and request.content_length > max_request_size:
-            raise RequestEntityTooLarge(f"The request body is larger than {max_request_size} bytes.")
-        has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
-        if (has_body or request.mimetype) and not request.is_json:
-            raise UnsupportedMediaType(
-                f"Send a JSON body with 'Content-Type: application/json' "
-                f"(got '{request.mimetype or 'no content type'}')."
-            )
+    Flask also refuses bodies that grow larger as they are read (``MAX_CONTENT_LENGTH``,
+    chunked uploads included); this refuses a declared length before anything is read.
+    """
+    if environ["REQUEST_METHOD"] not in BODY_METHODS:
+        return
+    length = _content_length(environ.get("CONTENT_LENGTH"))
+    if length > max_request_size:
+        raise RequestEntityTooLarge(f"The request body is larger than {max_request_size} bytes.")
+    mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0]
+    has_body = length > 0 or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "")
+    if (has_body or mimetype) and not is_json(mimetype):
+        raise UnsupportedMediaType(
+            f"Send a JSON body with 'Content-Type: application/json' (got '{mimetype or 'no content type'}')."
+        )
 
-    @app.after_request
-    def _harden(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
+
+def _content_length(value: str | None) -> int:
+    try:
+        return max(0, int(value)) if value else 0
+    except ValueError:
+        return 0

@@ -17,16 +17,14 @@ from __future__ import annotations
 import functools
 import os
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, current_app, g, request, request_started
+from flask import current_app, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, values
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.wrappers import Response
 
 from app import system_stats
 from app.hookspecs import hookimpl
@@ -227,28 +225,12 @@ def _template(rule: str) -> str:
     return _RULE_VARIABLE.sub(r"{\1}", rule)
 
 
-def register_metrics(app: Flask, plugins: Any) -> Metrics:
-    """Count every request and the models' lifecycle (``plugins``' hooks); return the application's metrics.
+def build_metrics(plugins: Any) -> Metrics:
+    """The application's metrics, counting the models' lifecycle through ``plugins``' hooks.
 
-    The metrics endpoint itself is a resource of :mod:`app.api.system`.
+    Requests are counted by :mod:`app.pipeline`; the metrics endpoint is a resource of :mod:`app.api.system`.
     """
     disable_created_metrics()  # the *_created series double the output for nothing a dashboard uses
     metrics = Metrics()
     plugins.manager.register(ModelLifecycleMetrics(metrics), name="modelserve.metrics")
-
-    def start_timer(sender: Flask, **_: Any) -> None:
-        g.metrics_started = time.perf_counter()
-
-    # request_started fires before any before_request function, so refused requests are timed too.
-    # The signal holds its receivers weakly: the metrics object keeps this one alive with the app.
-    metrics.start_timer = start_timer
-    request_started.connect(start_timer, app)
-
-    @app.after_request
-    def _count_request(response: Response) -> Response:
-        started = g.get("metrics_started")
-        seconds = time.perf_counter() - started if started is not None else None
-        metrics.observe_request(request.method, endpoint_label(), response.status_code, seconds)
-        return response
-
     return metrics

@@ -15,8 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from flask import Flask, g, has_request_context, request
-from werkzeug.wrappers import Response
+from flask import g, has_request_context
 
 if TYPE_CHECKING:
     from app.metrics import Metrics
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 REQUEST_ID_HEADER = "X-Request-ID"
 WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged as a field.
-_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
 def iso_timestamp(seconds: float) -> str:
@@ -55,9 +54,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "logger": record.name,
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and key[0] != "_":
-                entry[key] = value
+        fields = vars(record)
+        for key in fields.keys() - _STANDARD_ATTRS:
+            if key[0] != "_":
+                entry[key] = fields[key]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json_line(entry)
@@ -79,7 +79,14 @@ class RequestIdFilter(logging.Filter):
 
 
 def configure_logging(level: str, fmt: str) -> None:
-    """Send the ``app`` loggers to stderr as JSON lines (or plain text) at ``level``."""
+    """Send the ``app`` loggers to stderr as JSON lines (or plain text) at ``level``.
+
+    No format prints a record's thread or process names, so logging is told not
+    to look them up for each record (its documented switches for that).
+    """
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
@@ -93,16 +100,10 @@ def configure_logging(level: str, fmt: str) -> None:
     logger.propagate = False
 
 
-def register_request_ids(app: Flask) -> None:
-    @app.before_request
-    def _assign_request_id() -> None:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if WELL_FORMED_ID.match(incoming) else new_request_id()
-
-    @app.after_request
-    def _return_request_id(response: Response) -> Response:
-        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "-")
-        return response
+def request_id_from(environ: dict[str, Any]) -> str:
+    """The client's ``X-Request-ID`` when well-formed, else a new id."""
+    incoming = environ.get("HTTP_X_REQUEST_ID")
+    return incoming if incoming and WELL_FORMED_ID.match(incoming) else new_request_id()
 
 
 prediction_log = logging.getLogger("app.predictions")
@@ -134,4 +135,7 @@ def record_prediction(
     }
     if rows != 1:
         fields["rows"] = rows
-    prediction_log.info("Prediction completed", extra=fields)
+    # A record made here, not by Logger.info: no format prints the caller's file and line, which
+    # Logger.info would look up by walking the stack for every prediction.
+    logger = prediction_log
+    logger.handle(logger.makeRecord(logger.name, logging.INFO, "", 0, "Prediction completed", None, None, extra=fields))

@@ -33,30 +33,34 @@ from bench.servers import modelserve
 
 #: (piece, what a frame of it looks like in py-spy's output), innermost pieces first.
 PIECES: list[tuple[str, tuple[str, ...]]] = [
-    ("rate limit (limits)", ("hit (app/security/rate_limits.py",)),
-    ("access check (credentials, role)", ("_check_access (app/security/access.py",)),
-    ("request id", ("_assign_request_id (", "_return_request_id (")),
-    ("size, content type, nosniff", ("_check_body (app/hygiene.py", "_harden (app/hygiene.py")),
-    ("registry start-up check", ("_warm_models (app/factory.py",)),
-    ("CORS (flask-cors)", ("cors_after_request (",)),
-    ("rate limit headers", ("_rate_limit_headers (app/security/access.py",)),
-    ("request metrics", ("_count_request (app/metrics.py", "start_timer (app/metrics.py")),
+    ("pipeline: rate limit (limits)", ("RateLimits.hit (",)),
+    ("pipeline: access check (credentials, role)", ("AccessControl.check (",)),
+    ("pipeline: request id", ("request_id_from (",)),
+    ("pipeline: body size and content type", ("check_body (app/hygiene.py",)),
+    ("pipeline: CORS", ("CorsPolicy.headers (",)),
+    ("pipeline: request metrics", ("Metrics.observe_request (",)),
+    ("pipeline: the rest (headers)", ("RequestPipeline.before (", "RequestPipeline.after (")),
     ("the model", ("run_model (app/inference.py",)),
     ("prediction metrics and log line", ("record_prediction (app/observability.py",)),
     ("classes, labels, probabilities", ("interpret (app/inference.py",)),
     ("answer encoding (orjson)", ("single_answer (app/answers.py", "batch_answer (app/answers.py")),
     ("rows fitted to the model", ("to_matrix (app/inference.py",)),
-    ("registry lookup", ("get (app/registry/serving.py",)),
-    ("JSON body parsing (orjson)", ("load_json (app/extensions.py",)),
+    ("registry lookup", ("ServingRegistry.get (",)),
     ("features checked as one array", ("_deserialize (app/api/fields.py",)),
-    ("request schema (webargs, marshmallow)", ("parse (webargs/core.py",)),
-    ("view and its decorators (flask-smorest)", ("dispatch_request (flask/app.py",)),
-    ("Flask: other before_request work", ("preprocess_request (flask/app.py",)),
-    ("Flask: other after_request work, response", ("finalize_request (flask/app.py",)),
-    ("Flask: request context, routing, the rest", ("wsgi_app (flask/app.py",)),
-    ("access log line", ("access (app/gunicorn_logging.py",)),
+    ("JSON body parsing (orjson)", ("JsonBodyParser.load_json (",)),
+    ("request schema (webargs, marshmallow)", ("Parser.parse (webargs/core.py",)),
+    ("view: response object", ("Response.__init__ (werkzeug",)),
+    ("view: the rest, flask-smorest's decorators", ("Flask.dispatch_request (flask/app.py",)),
+    ("Flask: request context, routing, response, the rest", ("Flask.wsgi_app (flask/app.py",)),
+    ("gunicorn: access log line", ("JsonLogger.access (app/gunicorn_logging.py",)),
+    ("gunicorn: parsing the request", ("Parser.__next__ (gunicorn/http/parser.py",)),
+    ("gunicorn: writing the response", ("Response.write (gunicorn", "Response.close (gunicorn")),
+    (
+        "gunicorn: event loop, heartbeat, thread hand-over",
+        ("ThreadWorker.run (gunicorn", "ThreadPoolExecutor.submit (", "PollableMethodQueue"),
+    ),
 ]
-OUTSIDE = "gunicorn: HTTP parsing, sockets, the rest"
+OUTSIDE = "gunicorn: connections, the rest"
 
 
 def piece_of(frames: list[str]) -> str:
@@ -74,12 +78,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: A thread waiting with nothing to do (gthread's poller and idle pool thread): not the worker's CPU time.
+IDLE = ("select (selectors.py", "Condition.wait (threading.py", "_worker (concurrent/futures/thread.py")
+
+
 def costs(collapsed: Path, cpu_us_per_request: float) -> list[dict[str, Any]]:
-    """Each piece's share of the samples and µs per request, largest first."""
+    """Each piece's share of the busy samples and µs per request, largest first."""
     by_piece: Counter[str] = Counter()
     for line in collapsed.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
-        by_piece[piece_of(stack.split(";"))] += int(samples)
+        frames = stack.split(";")
+        if not samples.isdigit() or any(mark in frames[-1] for mark in IDLE):
+            continue
+        by_piece[piece_of(frames)] += int(samples)
     total = sum(by_piece.values()) or 1
     return [
         {"piece": piece, "share": n / total, "us": cpu_us_per_request * n / total}
@@ -104,7 +115,8 @@ def measure(model: str, batch: bool, connections: int, duration: int, rate: int 
             worker = children(server.process.pid)[0]
             collapsed = root / "stacks.txt"
             command = ["taskset", "-c", "1", str(spy), "record", "--pid", str(worker), "--rate", str(rate)]
-            command += ["--duration", str(duration), "--format", "raw", "--output", str(collapsed), "--nonblocking"]
+            # Blocking samples (the worker stops for each): non-blocking ones tear stacks apart at this rate.
+            command += ["--duration", str(duration), "--format", "raw", "--output", str(collapsed)]
             recorder = threading.Thread(target=subprocess.run, args=(command,), kwargs={"capture_output": True})
             cpu_before = cpu_seconds(worker)
             recorder.start()

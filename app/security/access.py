@@ -1,21 +1,20 @@
 """The access check every request passes before its view: who is asking, may they, and within their limit.
 
-One ``before_request`` function: the request's :class:`~app.security.policy.Rule`
-(one lookup), the credentials when the endpoint is not public, the role, and
-the rate limit of the endpoint's group. The limit's headers go on the response,
-errors included, from one ``after_request`` function.
+The request's :class:`~app.security.policy.Rule` (one lookup), the
+credentials when the endpoint is not public, the role, and the rate limit of
+the endpoint's group. :mod:`app.pipeline` calls it for every request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from flask import Flask, g, request
-from werkzeug.wrappers import Response
+from flask import g
 
 from app.security.auth import Authenticator, Forbidden, Identity, Unauthorized
 from app.security.policy import PUBLIC, AccessTable
-from app.security.rate_limits import RateLimits
+from app.security.rate_limits import LimitState, RateLimits
 
 
 @dataclass
@@ -28,41 +27,30 @@ class AccessControl:
     enforce: bool
     rate_limits: RateLimits | None = None
 
-
-def rate_limit_key(identity: Identity | None) -> str:
-    return f"user:{identity.user_id}" if identity is not None else f"addr:{request.remote_addr or '-'}"
-
-
-def register_access_check(app: Flask, access: AccessControl) -> None:
-    table, authenticator, enforce, rate_limits = access.table, access.authenticator, access.enforce, access.rate_limits
-
-    @app.before_request
-    def _check_access() -> None:
-        rule = table.rule(request.endpoint, request.method)
+    def check(
+        self, endpoint: str | None, method: str, environ: dict[str, Any]
+    ) -> tuple[Identity | None, LimitState | None]:
+        """The caller's identity and the limit it was counted against; 401, 403 or 429 otherwise."""
+        rule = self.table.rule(endpoint, method)
         identity = None
-        if enforce and rule.role != PUBLIC:
-            identity = authenticator.identify()
+        if self.enforce and rule.role != PUBLIC:
+            identity = self.authenticator.identify(environ)
             if identity is None:
                 raise Unauthorized(
-                    f"This endpoint needs credentials: an API key in {authenticator.header} or "
+                    f"This endpoint needs credentials: an API key in {self.authenticator.header} or "
                     "'Authorization: Bearer <JWT>'."
                 )
             if not identity.has(rule.role):
                 raise Forbidden(f"'{identity.user_id}' does not have the '{rule.role}' role this endpoint needs.")
-        g.identity = identity
-        g.user_id = identity.user_id if identity is not None else None
-        if rate_limits is not None and rule.rate_group is not None:
-            g.rate_limit = rate_limits.hit(rule.rate_group, rate_limit_key(identity))
+        limit = None
+        if self.rate_limits is not None and rule.rate_group is not None:
+            limit = self.rate_limits.hit(rule.rate_group, rate_limit_key(identity, environ))
+        return identity, limit
 
-    if rate_limits is None:
-        return
 
-    @app.after_request
-    def _rate_limit_headers(response: Response) -> Response:
-        state = g.get("rate_limit")
-        if state is not None:
-            response.headers.update(state.headers())
-        return response
+def rate_limit_key(identity: Identity | None, environ: dict[str, Any]) -> str:
+    """Whom a limit counts: the identity, else the client's address (as ProxyFix left it)."""
+    return f"user:{identity.user_id}" if identity is not None else f"addr:{environ.get('REMOTE_ADDR') or '-'}"
 
 
 def current_actor() -> str:

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask
 
 from app.errors import ApiError
 
@@ -84,6 +84,7 @@ class Authenticator:
 
     def __init__(self, security: dict[str, Any], jwt_enabled: bool):
         self.header = security["api_key_header"]
+        self._environ_key = "HTTP_" + self.header.upper().replace("-", "_")
         self.keys = [(k["sha256"], k["name"], frozenset(k["roles"])) for k in security["api_keys"]]
         self._identities = {name: Identity(name, roles, "api_key") for _, name, roles in self.keys}
         #: Digests of keys that matched, and their identities: every request after the first is one lookup.
@@ -91,11 +92,12 @@ class Authenticator:
         self.jwt_enabled = jwt_enabled
         self.roles_claim = security["jwt"]["roles_claim"]
 
-    def identify(self) -> Identity | None:
-        key = request.headers.get(self.header)
+    def identify(self, environ: dict[str, Any]) -> Identity | None:
+        """The identity a request's credentials prove, None without any; 401 for credentials that prove none."""
+        key = environ.get(self._environ_key)
         if key is not None and self.keys:
             return self._from_key(key)
-        authorization = request.headers.get("Authorization", "")
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
         if authorization and self.jwt_enabled:
             return self._from_jwt(authorization)
         if key is not None or authorization:

@@ -24,9 +24,14 @@ PUBLIC_ENDPOINTS = {"static"}
 PUBLIC_PREFIXES = ("api-docs.", "swagger_ui_assets.")
 
 
-def requires(role: str, rate: str | None = None) -> Callable[[Any], Any]:
-    """Declare the role a view method needs (and the rate-limit group it counts against)."""
-    responses = {"401": "UNAUTHORIZED", "403": "FORBIDDEN"}
+def requires(role: str, rate: str | None = None, errors: dict[str, str] | None = None) -> Callable[[Any], Any]:
+    """Declare the role a view method needs (and the rate-limit group it counts against).
+
+    The OpenAPI document gets the security schemes and the access check's errors
+    (401, 403, 429), and ``errors`` (status -> response name) the view adds: one
+    documentation decorator for all of them, so one wrapper around the view.
+    """
+    responses = {"401": "UNAUTHORIZED", "403": "FORBIDDEN", **(errors or {})}
     if rate:
         responses["429"] = "TOO_MANY_REQUESTS"
 

@@ -42,13 +42,13 @@ class LimitState:
     remaining: int
     reset_at: int
 
-    def headers(self) -> dict[str, str]:
-        return {
-            LIMIT_HEADER: str(self.limit.amount),
-            REMAINING_HEADER: str(self.remaining),
-            RESET_HEADER: str(self.reset_at),
-            RETRY_AFTER_HEADER: str(max(0, int(self.reset_at - time.time()))),
-        }
+    def headers(self) -> list[tuple[str, str]]:
+        return [
+            (LIMIT_HEADER, str(self.limit.amount)),
+            (REMAINING_HEADER, str(self.remaining)),
+            (RESET_HEADER, str(self.reset_at)),
+            (RETRY_AFTER_HEADER, str(max(0, int(self.reset_at - time.time())))),
+        ]
 
 
 class RateLimits:
@@ -76,7 +76,7 @@ class RateLimits:
         if breached:
             self.on_breach(str(shown), key)
             error = TooManyRequests(f"Rate limit exceeded: {shown} for this client; retry after Retry-After seconds.")
-            error.data["headers"] = state.headers()
+            error.data["headers"] = dict(state.headers())
             raise error
         return state
 

@@ -50,16 +50,15 @@ def answer(model_name: str, features: Features, with_probabilities: bool, batch:
     return Response(
         encode(model_name, served, outputs, with_probabilities),
         mimetype="application/json",
-        headers={"X-Model-Name": served.name, "X-Model-Version": str(served.version)},
+        headers=[("X-Model-Name", served.name), ("X-Model-Version", str(served.version))],
     )
 
 
 @blp.route("/predict")
 class Predict(MethodView):
-    @requires("predict", rate="predict")
+    @requires("predict", rate="predict", errors=ERRORS)
     @blp.arguments(PredictRequestSchema(), example={"features": [5.1, 3.5, 1.4, 0.2], "model_name": "default"})
     @blp.response(200, PredictionResponseSchema())
-    @blp.doc(responses=ERRORS)
     def post(self, body: dict[str, Any]) -> Response:
         """Predict one sample with the default model (or the one named in the body)."""
         return answer(body["model_name"], body["features"], body["return_probabilities"] is not False)
@@ -67,10 +66,9 @@ class Predict(MethodView):
 
 @blp.route("/predict/<model_name>")
 class PredictWithModel(MethodView):
-    @requires("predict", rate="predict")
+    @requires("predict", rate="predict", errors=ERRORS)
     @blp.arguments(PredictPathRequestSchema(), example={"features": [5.1, 3.5, 1.4, 0.2]})
     @blp.response(200, PredictionResponseSchema())
-    @blp.doc(responses=ERRORS)
     def post(self, body: dict[str, Any], model_name: str) -> Response:
         """Predict one sample with the model (or alias) named in the path."""
         check_model_name(model_name)
@@ -79,13 +77,12 @@ class PredictWithModel(MethodView):
 
 @blp.route("/batch-predict")
 class BatchPredict(MethodView):
-    @requires("predict", rate="batch_predict")
+    @requires("predict", rate="batch_predict", errors=ERRORS)
     @blp.arguments(
         BatchPredictRequestSchema(),
         example={"features": [[5.1, 3.5, 1.4, 0.2], [6.3, 2.9, 5.6, 1.8]], "model_name": "iris_classifier"},
     )
     @blp.response(200, BatchPredictionResponseSchema())
-    @blp.doc(responses=ERRORS)
     def post(self, body: dict[str, Any]) -> Response:
         """Predict 1 to 1000 samples in one call; each result has its confidence."""
         return answer(body["model_name"], body["features"], body["return_probabilities"], batch=True)
