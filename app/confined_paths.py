@@ -26,6 +26,16 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
+#: What :func:`relative_path` accepts, as the start of a pattern for the OpenAPI document: a file,
+#: not absolute or from ``~``, no drive (a colon in the first part), no ``..`` part, no NUL byte.
+RELATIVE_PATH_PATTERN = r"^(?![.\\/]*$)(?![\\/~])(?![^\\/]*:)(?!(?:.*[\\/])?\.\.(?:[\\/]|$))[^\x00]*"
+
+
+def path_pattern(suffixes: list[str]) -> str:
+    """A relative path ending with one of ``suffixes`` (``".csv"``), in any case, as a pattern."""
+    spelled = ["".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in s.lstrip(".")) for s in suffixes]
+    return RELATIVE_PATH_PATTERN + r"\.(?:" + "|".join(spelled) + ")$"
+
 
 class PathRefused(ValueError):
     """The path breaks the rule; the message says how, worded to follow the field's name."""
@@ -86,9 +96,15 @@ def new_file(directory: Path, relative: PurePosixPath, where: str, *, create: bo
     if not parent.is_relative_to(root):
         raise PathRefused(f"resolves outside {where} (symbolic link).")
     path = parent / target.name
-    if path.is_symlink():
+    try:
+        existing = path.lstat()
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:  # a name too long for the filesystem, a file in place of a directory
+        raise PathRefused(f"cannot be a file here ({exc.strerror}).") from None
+    if existing is not None and stat.S_ISLNK(existing.st_mode):
         raise PathRefused("is a symbolic link; name a plain file.")
-    if path.exists() and not path.is_file():
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
         raise PathRefused("names a directory or device, not a file.")
     if create and not parent.exists():
         try:

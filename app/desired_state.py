@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from app.errors import Conflict, ModelNotFound, NotFound, ValidationFailed
+from app.errors import Conflict, ModelNotFound, NotFound
 
 DEFAULT_ALIAS = "default"
 
@@ -211,7 +211,7 @@ def rollback(state: DesiredState, name: str, version: int | None) -> tuple[int, 
     if target not in model.versions:
         raise NotFound(f"Model '{name}' has no version {target}; it has {sorted(model.versions)}.")
     if target == model.current:
-        raise ValidationFailed(f"Version {target} of '{name}' is already current.")
+        raise Conflict(f"Version {target} of '{name}' is already current.")
     before = model.current
     model.previous, model.current = model.current, target
     return before, target

@@ -113,8 +113,11 @@ def register_api(app: Flask) -> None:
     from app.api.models.resources import blp as models_blp
     from app.api.predictions.resources import blp as predictions_blp
     from app.api.system.resources import build_blueprint as build_system_blueprint
+    from app.validation import NameConverter, name_converter_openapi
 
+    app.url_map.converters["name"] = NameConverter  # model names and aliases in URLs
     api = ModelServeApi(app)
+    api.register_converter(NameConverter, name_converter_openapi)
     api.ma_plugin.converter.add_attribute_function(features_openapi)
     key_header = app.config["MODELSERVE"]["security"]["api_key_header"]
     api.spec.components.security_scheme("ApiKeyAuth", {"type": "apiKey", "in": "header", "name": key_header})

@@ -10,7 +10,7 @@ must resolve, symbolic links followed, inside the directory. Refusals are
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from app.confined_paths import PathNotFound, PathRefused, existing_file, new_file, relative_path
 from app.errors import NotFound
@@ -22,10 +22,12 @@ OUTPUT_DIRECTORY = "the output directory"
 
 
 def input_format(requested: str) -> str:
-    suffix = PurePosixPath(requested).suffix.lower()
-    if suffix not in INPUT_SUFFIXES:
-        raise JobPathError("data_path", "must be a .csv or .parquet file.")
-    return INPUT_SUFFIXES[suffix]
+    """The format a data path's name says, as the documented pattern reads it: by its ending, any case."""
+    name = requested.lower()
+    for suffix, fmt in INPUT_SUFFIXES.items():
+        if name.endswith(suffix):
+            return fmt
+    raise JobPathError("data_path", "must be a .csv or .parquet file.")
 
 
 def resolve_input(data_dir: Path, requested: str) -> Path:
@@ -46,7 +48,7 @@ def resolve_output(output_dir: Path, requested: str, *, create: bool = False) ->
     """
     try:
         pure = relative_path(requested, OUTPUT_DIRECTORY)
-        if pure.suffix.lower() != ".csv":
+        if not requested.lower().endswith(".csv"):
             raise JobPathError("output_path", "must end with .csv (the output is a CSV file).")
         return new_file(output_dir, pure, OUTPUT_DIRECTORY, create=create)
     except PathRefused as exc:

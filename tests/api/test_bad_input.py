@@ -56,3 +56,18 @@ def test_client_request_id_is_echoed_when_well_formed(client):
     odd = client.get("/api/v1/models", headers={"X-Request-ID": "bad id with spaces\u00e9"})
     assert odd.headers["X-Request-ID"] != "bad id with spaces\u00e9"
     assert len(odd.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize("method", ["GET", "TRACE", "PUT"])
+def test_a_wrong_method_is_405_with_the_allowed_ones(client, method):
+    response = client.open("/api/v1/predict", method=method)
+    assert_error(response, 405)
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"POST", "OPTIONS"}
+
+
+def test_the_reserved_model_names_are_their_own_resources(client):
+    """``/models/load`` is the load endpoint: DELETE there is no deletion of a model called "load"."""
+    response = client.delete("/api/v1/models/load")
+    assert_error(response, 405)
+    assert "DELETE" not in response.headers["Allow"]
+    assert_error(client.post("/api/v1/models/load", json={"model_name": "load", "model_path": "x.pkl"}), 422)

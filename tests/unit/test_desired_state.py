@@ -9,7 +9,7 @@ import pytest
 
 from app import desired_state as ds
 from app.desired_state import AliasTarget, DesiredState, ModelRecord, ModelState
-from app.errors import Conflict, ModelNotFound, NotFound, ValidationFailed
+from app.errors import Conflict, ModelNotFound, NotFound
 from tests.factories import record
 
 DEFAULT_MODEL = "iris_classifier"
@@ -250,7 +250,7 @@ def test_rollback_without_a_previous_version_is_a_conflict():
 
 def test_rollback_to_the_current_version_is_refused():
     state = state_with(record("m"), record("m", sha256="b" * 64))
-    with pytest.raises(ValidationFailed, match="Version 2 of 'm' is already current"):
+    with pytest.raises(Conflict, match="Version 2 of 'm' is already current"):
         ds.rollback(state, "m", 2)
     assert (state.models["m"].current, state.models["m"].previous) == (2, 1)
 

@@ -343,7 +343,7 @@ def test_rollback_to_an_explicit_version(three_versions, worker):
 
 @pytest.mark.parametrize(
     ("version", "error", "message"),
-    [(3, ValidationFailed, "already current"), (9, NotFound, "no version 9")],
+    [(3, Conflict, "already current"), (9, NotFound, "no version 9")],
 )
 def test_rollback_refusals_are_audited_and_change_nothing(three_versions, version, error, message):
     registry = three_versions

@@ -9,9 +9,10 @@ import marshmallow as ma
 import pytest
 
 from app.api.fields import MAX_BATCH_ROWS, MAX_FEATURES
-from app.api.models.schemas import LoadModelRequestSchema
+from app.api.models.schemas import LoadModelRequestSchema, RollbackRequestSchema
 from app.api.predictions.schemas import BatchPredictRequestSchema, PredictPathRequestSchema, PredictRequestSchema
 from app.features import Features
+from app.validation import NAME_MESSAGE
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 NAMED = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -139,7 +140,7 @@ def test_path_form_refuses_model_name_in_the_body():
 
 # --- model names (shared by predict, batch and load) -------------------------
 
-GOOD_NAMES = ["default", "iris_classifier", "iris-xgboost", "A1", "x", "a" * 64]
+GOOD_NAMES = ["default", "iris_classifier", "iris-xgboost", "A1", "x", "a" * 64, "loader", "trusty", "Load"]
 BAD_NAMES = [
     pytest.param("", id="empty"),
     pytest.param("has space", id="space"),
@@ -149,6 +150,8 @@ BAD_NAMES = [
     pytest.param("a" * 65, id="65-chars"),
     pytest.param("naïve", id="non-ascii"),
     pytest.param(" x", id="leading-space"),
+    pytest.param("load", id="reserved-load"),
+    pytest.param("trust", id="reserved-trust"),
 ]
 TRAILING_NEWLINE = pytest.param("iris\n", id="trailing-newline")
 
@@ -174,7 +177,7 @@ def test_model_name_accepted(schema_class, name):
 @pytest.mark.parametrize("name", [*BAD_NAMES, TRAILING_NEWLINE])
 def test_model_name_refused(schema_class, name):
     messages = refused(schema_class(), name_body(schema_class, name))
-    assert messages == {"model_name": ["Must be 1-64 letters, digits, '_' or '-'."]}
+    assert messages == {"model_name": [NAME_MESSAGE]}
 
 
 # --- batch -------------------------------------------------------------------
@@ -272,3 +275,13 @@ def test_load_request_accepts(body, expected_type):
 def test_load_request_refuses(body, field, text):
     messages = refused(LoadModelRequestSchema(), body)
     assert field in messages and text in str(messages[field])
+
+
+@pytest.mark.parametrize(("version", "loaded"), [(1, 1), (2.0, 2), (None, None)])
+def test_versions_are_json_integers(version, loaded):
+    assert RollbackRequestSchema().load({"version": version})["version"] == loaded
+
+
+@pytest.mark.parametrize("version", [1.5, True, "1", 0, -1])
+def test_versions_refuse_what_is_no_positive_integer(version):
+    assert "version" in refused(RollbackRequestSchema(), {"version": version})

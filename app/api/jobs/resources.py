@@ -17,6 +17,7 @@ from app.api.jobs.schemas import (
     PredictAsyncRequestSchema,
     ResultQuerySchema,
 )
+from app.api.links import JOB_LINKS
 from app.extensions import ModelServeBlueprint
 from app.jobs.service import JobService
 from app.jobs.store import Job
@@ -82,6 +83,7 @@ class PredictAsync(MethodView):
     )
     @blp.response(202, JobSchema)
     @blp.alt_response(200, schema=JobSchema, description="A retry with the same Idempotency-Key: the same job.")
+    @blp.doc(responses={202: {"links": JOB_LINKS}, 200: {"links": JOB_LINKS}})
     @blp.alt_response(400, response="BAD_REQUEST")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")

@@ -6,6 +6,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.api.predictions.schemas import MODEL_NAME
+from app.confined_paths import path_pattern
+from app.jobs.paths import INPUT_SUFFIXES
 from app.jobs.store import STATUSES
 from app.validation import StrictBoolean
 
@@ -25,6 +27,8 @@ class PredictAsyncRequestSchema(_Strict):
             "description": "A .csv (header row) or .parquet file in the data directory (jobs.data_directory): "
             "relative to it, or relative to the server's directory as in the spec (data/batch/x.csv).",
             "example": "data/batch/large_dataset.csv",
+            # Documented, and enforced by the path rules (400 naming the field), not by the schema.
+            "pattern": path_pattern(list(INPUT_SUFFIXES)),
         },
     )
     output_path = ma.fields.String(
@@ -33,6 +37,7 @@ class PredictAsyncRequestSchema(_Strict):
         metadata={
             "description": "The .csv to write in the output directory (jobs.output_directory), same rules.",
             "example": "predictions/results.csv",
+            "pattern": path_pattern([".csv"]),
         },
     )
     model_name = ma.fields.String(load_default="default", **MODEL_NAME, metadata={"example": "production_model"})

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
+from app.api.links import link, model_links
 from app.api.models.schemas import (
     AliasListSchema,
     AliasRequestSchema,
@@ -36,6 +37,7 @@ blp = ModelServeBlueprint("models", __name__, url_prefix="/api/v1", description=
 class Models(MethodView):
     @requires("predict")
     @blp.response(200, ModelListSchema)
+    @blp.doc(responses={200: {"links": model_links("$response.body#/models/0/name")}})
     def get(self) -> dict[str, Any]:
         """List the models available to predict with, their versions and aliases."""
         registry = services().registry
@@ -57,6 +59,7 @@ class LoadModel(MethodView):
         example={"model_name": "custom_model", "model_path": "models/trained/custom_model.pkl"},
     )
     @blp.response(200, LoadModelResponseSchema)
+    @blp.doc(responses={200: {"links": model_links("$response.body#/model/name")}})
     @blp.alt_response(400, response="BAD_REQUEST")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
@@ -97,7 +100,7 @@ class TrustModel(MethodView):
         return {"message": f"{file} (sha256 {digest[:12]}...) {verb} trusted.", "file": file, "sha256": digest}
 
 
-@blp.route("/models/<model_name>")
+@blp.route("/models/<name:model_name>")
 class Model(MethodView):
     @requires("admin", rate="model_management")
     @blp.response(200, UnloadModelResponseSchema)
@@ -110,7 +113,7 @@ class Model(MethodView):
         return {"message": f"Model '{model_name}' unloaded.", "model_name": model_name}
 
 
-@blp.route("/models/<model_name>/info")
+@blp.route("/models/<name:model_name>/info")
 class ModelInfo(MethodView):
     @requires("predict")
     @blp.arguments(VersionQuerySchema, location="query", as_kwargs=True)
@@ -125,11 +128,16 @@ class ModelInfo(MethodView):
         return model_info(registry, served)
 
 
-@blp.route("/models/<model_name>/alias")
+@blp.route("/models/<name:model_name>/alias")
 class ModelAlias(MethodView):
     @requires("admin", rate="model_management")
     @blp.arguments(AliasRequestSchema, example={"alias": "default", "version": None})
     @blp.response(200, AliasSchema)
+    @blp.doc(
+        responses={
+            200: {"links": {"RemoveAlias": link("/api/v1/aliases/{alias}", "delete", alias="$response.body#/alias")}}
+        }
+    )
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     def post(self, body: dict[str, Any], model_name: str) -> dict[str, Any]:
@@ -143,7 +151,7 @@ class ModelAlias(MethodView):
         return _alias_entry(body["alias"], target.model, target.version)
 
 
-@blp.route("/models/<model_name>/rollback")
+@blp.route("/models/<name:model_name>/rollback")
 class ModelRollback(MethodView):
     @requires("admin", rate="model_management")
     @blp.arguments(RollbackRequestSchema, example={})
@@ -175,7 +183,7 @@ class Aliases(MethodView):
         return {"aliases": entries}
 
 
-@blp.route("/aliases/<alias>")
+@blp.route("/aliases/<name:alias>")
 class Alias(MethodView):
     @requires("admin", rate="model_management")
     @blp.response(200, AliasSchema)

@@ -6,6 +6,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from app.api.predictions.schemas import MODEL_NAME
+from app.confined_paths import RELATIVE_PATH_PATTERN
+from app.validation import JsonInteger
 
 
 class _Strict(ma.Schema):
@@ -21,6 +23,8 @@ def model_path_field(example: str) -> ma.fields.String:
             "description": "A file inside the model directory: relative to it (custom_model.pkl) or, "
             "as in the spec, relative to the working directory (models/trained/custom_model.pkl).",
             "example": example,
+            # Documented, and enforced by the path rules (400), not by the schema.
+            "pattern": RELATIVE_PATH_PATTERN + "$",
         },
     )
 
@@ -38,10 +42,9 @@ class LoadModelRequestSchema(_Strict):
     )
 
 
-VERSION = ma.fields.Integer(
+VERSION = JsonInteger(
     load_default=None,
     allow_none=True,
-    strict=True,
     validate=validate.Range(min=1),
     metadata={"description": "A version of the model; omitted: its current version.", "example": 1},
 )
@@ -61,10 +64,9 @@ class AliasRequestSchema(_Strict):
 
 
 class RollbackRequestSchema(_Strict):
-    version = ma.fields.Integer(
+    version = JsonInteger(
         load_default=None,
         allow_none=True,
-        strict=True,
         validate=validate.Range(min=1),
         metadata={"description": "The version to make current; omitted: the previous one."},
     )

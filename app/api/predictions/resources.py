@@ -60,17 +60,26 @@ class Predict(MethodView):
     @blp.arguments(PredictRequestSchema(), example={"features": [5.1, 3.5, 1.4, 0.2], "model_name": "default"})
     @blp.response(200, PredictionResponseSchema())
     def post(self, body: dict[str, Any]) -> Response:
-        """Predict one sample with the default model (or the one named in the body)."""
+        """Predict one sample with the default model (or the one named in the body).
+
+        A body that fits this schema still gets 422 when its features do not fit the
+        model: ``GET /api/v1/models/{model_name}/info`` gives its ``n_features`` and
+        ``feature_names``.
+        """
         return answer(body["model_name"], body["features"], body["return_probabilities"] is not False)
 
 
-@blp.route("/predict/<model_name>")
+@blp.route("/predict/<name:model_name>")
 class PredictWithModel(MethodView):
     @requires("predict", rate="predict", errors=ERRORS)
     @blp.arguments(PredictPathRequestSchema(), example={"features": [5.1, 3.5, 1.4, 0.2]})
     @blp.response(200, PredictionResponseSchema())
     def post(self, body: dict[str, Any], model_name: str) -> Response:
-        """Predict one sample with the model (or alias) named in the path."""
+        """Predict one sample with the model (or alias) named in the path.
+
+        422 when the features do not fit the model (see its ``n_features`` and
+        ``feature_names`` in ``GET /api/v1/models/{model_name}/info``).
+        """
         check_model_name(model_name)
         return answer(model_name, body["features"], body["return_probabilities"] is not False)
 
@@ -84,5 +93,8 @@ class BatchPredict(MethodView):
     )
     @blp.response(200, BatchPredictionResponseSchema())
     def post(self, body: dict[str, Any]) -> Response:
-        """Predict 1 to 1000 samples in one call; each result has its confidence."""
+        """Predict 1 to 1000 samples in one call; each result has its confidence.
+
+        422 when a row's features do not fit the model; the message names the row.
+        """
         return answer(body["model_name"], body["features"], body["return_probabilities"], batch=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 from app.api.fields import MAX_BATCH_ROWS, FeatureRow, FeatureRows
-from app.validation import model_name_validator
+from app.validation import StrictBoolean, model_name_validator
 
 MODEL_NAME = {"validate": model_name_validator()}
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
@@ -27,7 +27,7 @@ class PredictRequestSchema(_Strict):
     model_name = ma.fields.String(
         load_default="default", **MODEL_NAME, metadata={"description": "Model to use; 'default' when omitted."}
     )
-    return_probabilities = ma.fields.Boolean(
+    return_probabilities = StrictBoolean(
         load_default=None,
         allow_none=True,
         metadata={
@@ -54,7 +54,9 @@ class BatchPredictRequestSchema(_Strict):
         },
     )
     model_name = ma.fields.String(load_default="default", **MODEL_NAME)
-    return_probabilities = ma.fields.Boolean(load_default=False)
+    return_probabilities = StrictBoolean(
+        load_default=False, metadata={"description": "Include each row's class probabilities (classifiers)."}
+    )
 
 
 class PredictionResponseSchema(ma.Schema):
