@@ -22,15 +22,16 @@ except ConfigError as exc:
 
 _api = _settings["api"]
 bind = f"{_api['host']}:{_api['port']}"
-# Chosen from measurements (make bench; one server core, wrk on the other, iris models):
+# Chosen from measurements (make bench; one server core, wrk on the other, iris models; the
+# figures are in the performance guide):
 # - worker_class gthread: keeps connections alive, which clients and load balancers use; sync
 #   closes every connection and was no faster, even on loopback where reconnecting is cheap.
 # - threads 1 (api.threads): the GIL keeps a worker to one core whatever its threads, and
-#   threads only compete for it: at 8 connections p99 was 3.8 ms with 1 thread, 5-9 ms with 2
-#   and 12-17 ms with 4, for the same throughput. The main thread still keeps idle keep-alive
-#   connections; a slow request (a model load) holds its worker while the others serve.
-# - workers: one per core for this CPU-bound work (api.workers, 4 by default); on one core,
-#   1 or 2 workers gave the same throughput and 1 the best p99 at 64 connections.
+#   threads only compete for it: more threads gave the same throughput with a worse p99. The
+#   main thread still keeps idle keep-alive connections; a slow request (a model load) holds
+#   its worker while the others serve.
+# - workers: one per core for this CPU-bound work (api.workers, 4 by default); on one core, more
+#   workers than one gave no more throughput.
 workers = _api["workers"]
 worker_class = _api["worker_class"]
 threads = _api["threads"]
@@ -106,8 +107,8 @@ def _import_before_fork():
     """Import the web stack once in the master, so that each worker starts without importing it again.
 
     Imports only: no application, no model, no thread pool (BLAS was limited to one
-    thread above; scikit-learn, XGBoost and their OpenMP load in the workers). Measured
-    with 2 workers and 3 models: first prediction 2.9 -> 2.7 s on one core, 1.9-2.8 -> 1.5 s on two.
+    thread above; scikit-learn, XGBoost and their OpenMP load in the workers). It brings
+    a new worker's first prediction forward.
     """
     import importlib
 

@@ -1,10 +1,10 @@
 """Tree ensembles served through Treelite, for adapters that want it (optional).
 
-scikit-learn predicts a forest tree by tree through joblib (about 4.5 ms a row
-for 100 trees). Treelite serves the same trees two ways: compiled to a native
-library by tl2cgen and the system C compiler (about 1.5 us a row; see
-:mod:`app.native_trees`), or walked by its General Tree Inference Library in
-one C++ call (tens of microseconds, no compiler needed). An adapter asks
+scikit-learn predicts a forest tree by tree through joblib, slowly for one row.
+Treelite serves the same trees two ways: compiled to a native library by
+tl2cgen and the system C compiler (the fastest; see :mod:`app.native_trees`),
+or walked by its General Tree Inference Library in one C++ call (no compiler
+needed). The compiled trees guide has the measured costs. An adapter asks
 :func:`compile_trees` for these predictors when a model's sidecar says
 ``"compiled_trees": true`` (or ``runtime.compiled_trees`` does) and uses the
 first that agrees with the plain model on probe rows (to ``1e-6``): the native

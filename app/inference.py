@@ -97,7 +97,7 @@ def _class_indices(
         )
     if proba is not None and len(raw) > 8 and proba.shape[1] == len(classes):
         # Usually each prediction is its most probable class: one vectorised comparison proves it
-        # (in the classes' own dtype when they are numbers: comparing objects costs ten times more).
+        # (in the classes' own dtype when they are numbers: comparing Python objects costs far more).
         best = _columns_argmax(proba)
         numeric = served.description.classes
         if isinstance(numeric, np.ndarray) and numeric.dtype.kind in "iuf" and raw.dtype.kind in "iuf":
@@ -119,7 +119,7 @@ def _class_indices(
 
 def _columns_argmax(proba: np.ndarray) -> np.ndarray:
     """``proba.argmax(axis=1)`` for few columns, column by column: NumPy reduces a C-ordered row of
-    three at a time (measured: 36 us for 1,000 x 3 against 2 us by columns)."""
+    three values at a time, far slower than whole columns."""
     if proba.shape[1] > 16 or proba.flags.f_contiguous:
         return proba.argmax(axis=1)
     best = np.zeros(len(proba), dtype=np.intp)

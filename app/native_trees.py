@@ -5,32 +5,18 @@ compiler makes a shared library of it, together with a few lines of our own
 (``_ENTRY_POINTS``): float64 rows in, the model's transformed outputs
 (probabilities, or regression values) out, in one call per batch, on the
 calling thread. Neither tl2cgen's code nor ours uses OpenMP or starts a thread,
-whatever ``runtime.compute_threads`` says: a 1,000-row batch is a fraction of
-a millisecond on one core. tl2cgen itself runs in a child process on a cache
+whatever ``runtime.compute_threads`` says: even a 1,000-row batch is quick on
+one core. tl2cgen itself runs in a child process on a cache
 miss only, so a worker never loads its runtime (nor its OpenMP library), and
 its console chatter stays out of the server's logs.
 
-tl2cgen.Predictor costs 9-27 us per single-row call (its DMatrix and thread
-pool); a ctypes call with four arguments about 1 us, one without any 0.1 us.
-So one row goes through a zero-argument entry point with its input and output
-in the library's own static buffers (guarded by a lock: another thread at that
-moment takes the batch path), and the model call for one row costs 1.5 us.
+tl2cgen.Predictor costs far more per single-row call than the row itself (its
+DMatrix and thread pool), and a ctypes call costs more with each argument. So
+one row goes through a zero-argument entry point with its input and output in
+the library's own static buffers (guarded by a lock: another thread at that
+moment takes the batch path). What each backend costs per call is measured by
+:mod:`bench.compiled_trees` and reported in the compiled trees guide.
 
-Measured on a 2-core machine, ``.venv/bin/python -m bench.compiled_trees --core 1``
-(:mod:`bench.compiled_trees`: the bench models, iris RandomForest(100) and
-XGBoost 100 rounds x 3 classes of depth 3, model call only, best of 5 timeit runs):
-
-=====================  ===============  ===============  ==========================
-model call             native           GTIL             the plain model's kernel
-=====================  ===============  ===============  ==========================
-forest, 1 row          1.4 us           27 us            290 us (forest-internals)
-forest, 1,000 rows     0.34 ms          9.2 ms           0.98 ms
-XGBoost, 1 row         1.5 us           34 us            73 us (direct)
-XGBoost, 1,000 rows    0.35 ms          13.5 ms          1.2 ms
-=====================  ===============  ===============  ==========================
-
-Compiling (tl2cgen's code generation, about 0.35 s of it, and gcc 12 at -O1)
-takes 0.6 s for either model on 2 cores; a cached library loads in 6 ms.
 Libraries are cached per model content (see :mod:`app.native_trees_cache`). A
 loaded library stays mapped until the worker exits (ctypes cannot unload one
 safely): tens of KB per distinct model content a worker has served.
@@ -57,11 +43,11 @@ import numpy as np
 
 from app.native_trees_cache import CompileFailed, LibraryCache, NativeUnavailable
 
-#: -O1, measured against -O2 on the bench models: the same cost for one row, 1,000 forest rows
-#: 0.34 against 0.25 ms, and about 0.4 s less compile time for the forest.
+#: -O1 rather than -O2: on the bench models, a little slower on large batches, the same for one row,
+#: and a noticeably shorter compile (which a worker waits for on a cache miss).
 CFLAGS = ("-O1", "-std=c99", "-fPIC", "-fvisibility=hidden")
-#: Trees per translation unit: units compile side by side (tl2cgen's ``parallel_comp``); measured on
-#: 2 cores, 50 brings the forest's compile from 0.8 to 0.6 s.
+#: Trees per translation unit: units compile side by side (tl2cgen's ``parallel_comp``), which
+#: shortens the compile of a large forest on several cores.
 TREES_PER_UNIT = 50
 MAX_UNITS = 8
 CODEGEN_TIMEOUT_S = 60.0
