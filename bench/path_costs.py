@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.path_costs                      # iris LogisticRegression, one row, 1 connection
     .venv/bin/python -m bench.path_costs --batch              # a 1,000-row batch
     .venv/bin/python -m bench.path_costs --model iris_xgb --connections 8
+    .venv/bin/python -m bench.path_costs --top 40             # also the functions with the most time
 
 Starts modelserve with the benchmark's production configuration on one
 worker pinned to core 0, drives it with wrk from core 1, and samples the
@@ -10,7 +11,9 @@ worker with py-spy (no instrumentation in the worker: a hot loop in one
 process, or timers around each function, misjudge the cost per request).
 Each sample is given to the innermost piece of :data:`PIECES` on its stack;
 a piece's share of the samples times the worker's CPU time per request
-(from ``/proc``, over the same seconds) is its µs per request.
+(from ``/proc``, over the same seconds) is its µs per request. py-spy is
+installed into ``var/bench/tools`` from PyPI when missing; ``--keep`` keeps
+the collapsed stacks (a flame graph can be drawn from them).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections import Counter
@@ -28,8 +33,10 @@ from typing import Any
 from bench.footprint import children
 from bench.loadgen import ensure_wrk, run_wrk
 from bench.models import ROW, batch_rows, train
-from bench.profile import py_spy
-from bench.servers import modelserve
+from bench.servers import PROJECT_ROOT, modelserve
+
+TOOLS = PROJECT_ROOT / "var" / "bench" / "tools"
+PROFILES = PROJECT_ROOT / "bench" / "results" / "profiles"
 
 #: (piece, what a frame of it looks like in py-spy's output), innermost pieces first.
 PIECES: list[tuple[str, tuple[str, ...]]] = [
@@ -63,6 +70,14 @@ PIECES: list[tuple[str, tuple[str, ...]]] = [
 OUTSIDE = "gunicorn: connections, the rest"
 
 
+def py_spy() -> Path:
+    binary = TOOLS / "bin" / "py-spy"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(TOOLS)], check=True)
+        subprocess.run([str(TOOLS / "bin" / "pip"), "install", "-q", "py-spy"], check=True)
+    return binary
+
+
 def piece_of(frames: list[str]) -> str:
     """The innermost piece on a stack (frames from the root down)."""
     for frame in reversed(frames):
@@ -82,15 +97,39 @@ def cpu_seconds(pid: int) -> float:
 IDLE = ("select (selectors.py", "Condition.wait (threading.py", "_worker (concurrent/futures/thread.py")
 
 
-def costs(collapsed: Path, cpu_us_per_request: float) -> list[dict[str, Any]]:
-    """Each piece's share of the busy samples and µs per request, largest first."""
-    by_piece: Counter[str] = Counter()
+def busy_stacks(collapsed: Path) -> list[tuple[list[str], int]]:
+    """py-spy's raw stacks (frames from the root down, with their sample counts), idle threads left out."""
+    found = []
     for line in collapsed.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
         frames = stack.split(";")
-        if not samples.isdigit() or any(mark in frames[-1] for mark in IDLE):
-            continue
-        by_piece[piece_of(frames)] += int(samples)
+        if samples.isdigit() and not any(mark in frames[-1] for mark in IDLE):
+            found.append((frames, int(samples)))
+    return found
+
+
+def top(collapsed: Path, count: int) -> str:
+    """The functions with the most inclusive and self time, as shares of the busy samples."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for frames, n in busy_stacks(collapsed):
+        total += n
+        own[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    out = [f"{total} busy samples"]
+    for title, counter in (("inclusive", inclusive), ("self", own)):
+        out.append(f"--- {title} ---")
+        out += [f"{100 * n / max(1, total):5.1f}%  {frame}" for frame, n in counter.most_common(count)]
+    return "\n".join(out)
+
+
+def costs(collapsed: Path, cpu_us_per_request: float) -> list[dict[str, Any]]:
+    """Each piece's share of the busy samples and µs per request, largest first."""
+    by_piece: Counter[str] = Counter()
+    for frames, n in busy_stacks(collapsed):
+        by_piece[piece_of(frames)] += n
     total = sum(by_piece.values()) or 1
     return [
         {"piece": piece, "share": n / total, "us": cpu_us_per_request * n / total}
@@ -98,8 +137,13 @@ def costs(collapsed: Path, cpu_us_per_request: float) -> list[dict[str, Any]]:
     ]
 
 
-def measure(model: str, batch: bool, connections: int, duration: int, rate: int = 400) -> dict[str, Any]:
-    """Run modelserve under wrk with py-spy on its worker; return req/s, CPU µs per request and the pieces."""
+def measure(
+    model: str, batch: bool, connections: int, duration: int, rate: int = 400, keep: Path | None = None
+) -> dict[str, Any]:
+    """Run modelserve under wrk with py-spy on its worker; return req/s, CPU µs per request and the pieces.
+
+    ``keep``: where to copy py-spy's collapsed stacks.
+    """
     ensure_wrk()
     spy = py_spy()
     with tempfile.TemporaryDirectory(prefix="modelserve-path-costs-") as tmp:
@@ -125,6 +169,9 @@ def measure(model: str, batch: bool, connections: int, duration: int, rate: int 
             recorder.join()
             cpu_us = (cpu_after - cpu_before) * 1e6 / max(1, result["requests"])
             pieces = costs(collapsed, cpu_us)
+            if keep is not None:
+                keep.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(collapsed, keep)
         finally:
             server.stop()
     return {
@@ -155,10 +202,16 @@ def main() -> None:
     parser.add_argument("--batch", action="store_true")
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rate", type=int, default=400, help="py-spy samples per second")
+    parser.add_argument("--top", type=int, default=0, help="also print this many functions with the most time")
+    parser.add_argument("--keep", type=Path, default=None, help="copy py-spy's collapsed stacks here")
     args = parser.parse_args()
-    found = measure(args.model, args.batch, args.connections, args.duration)
-    print(f"{found['rps_under_py_spy']:,.0f} req/s under py-spy")
+    keep = args.keep or (PROFILES / f"{args.model}-{'batch' if args.batch else 'single'}-c{args.connections}.txt")
+    found = measure(args.model, args.batch, args.connections, args.duration, args.rate, keep)
+    print(f"{found['rps_under_py_spy']:,.0f} req/s under py-spy; collapsed stacks: {keep}")
     print(markdown(found))
+    if args.top:
+        print(top(keep, args.top))
 
 
 if __name__ == "__main__":
