@@ -10,8 +10,11 @@ worker pinned to core 0, drives it with wrk from core 1, and samples the
 worker with py-spy (no instrumentation in the worker: a hot loop in one
 process, or timers around each function, misjudge the cost per request).
 Each sample is given to the innermost piece of :data:`PIECES` on its stack;
-a piece's share of the samples times the worker's CPU time per request
-(from ``/proc``, over the same seconds) is its µs per request. py-spy is
+py-spy samples the thread holding the GIL, so the samples share out the
+worker's user CPU time: a piece's share times the worker's user CPU time per
+request (from ``/proc``, over the same seconds) is its µs per request. Time
+in the kernel (socket reads and writes, the heartbeat, polling), during which
+the GIL is free, is one row of its own, from the same ``/proc`` figures. py-spy is
 installed into ``var/bench/tools`` from PyPI when missing; ``--keep`` keeps
 the collapsed stacks (a flame graph can be drawn from them).
 """
@@ -87,10 +90,14 @@ def piece_of(frames: list[str]) -> str:
     return OUTSIDE
 
 
-def cpu_seconds(pid: int) -> float:
+KERNEL = "kernel: sockets, polling, other system calls"
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
     """User and system CPU time of a process so far (``/proc/<pid>/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 #: A thread waiting with nothing to do (gthread's poller and idle pool thread): not the worker's CPU time.
@@ -125,20 +132,23 @@ def top(collapsed: Path, count: int) -> str:
     return "\n".join(out)
 
 
-def costs(collapsed: Path, cpu_us_per_request: float) -> list[dict[str, Any]]:
-    """Each piece's share of the busy samples and µs per request, largest first."""
+def costs(collapsed: Path, user_us_per_request: float, system_us_per_request: float = 0.0) -> list[dict[str, Any]]:
+    """Each piece's share of the user CPU time and µs per request, largest first; the kernel's time as one piece."""
     by_piece: Counter[str] = Counter()
     for frames, n in busy_stacks(collapsed):
         by_piece[piece_of(frames)] += n
     total = sum(by_piece.values()) or 1
-    return [
-        {"piece": piece, "share": n / total, "us": cpu_us_per_request * n / total}
-        for piece, n in by_piece.most_common()
-    ]
+    cpu = user_us_per_request + system_us_per_request
+    found = [{"piece": piece, "us": user_us_per_request * n / total} for piece, n in by_piece.items()]
+    if system_us_per_request:
+        found.append({"piece": KERNEL, "us": system_us_per_request})
+    for piece in found:
+        piece["share"] = piece["us"] / cpu if cpu else 0.0
+    return sorted(found, key=lambda piece: -piece["us"])
 
 
 def measure(
-    model: str, batch: bool, connections: int, duration: int, rate: int = 400, keep: Path | None = None
+    model: str, batch: bool, connections: int, duration: int, rate: int = 100, keep: Path | None = None
 ) -> dict[str, Any]:
     """Run modelserve under wrk with py-spy on its worker; return req/s, CPU µs per request and the pieces.
 
@@ -159,16 +169,20 @@ def measure(
             worker = children(server.process.pid)[0]
             collapsed = root / "stacks.txt"
             command = ["taskset", "-c", "1", str(spy), "record", "--pid", str(worker), "--rate", str(rate)]
-            # Blocking samples (the worker stops for each): non-blocking ones tear stacks apart at this rate.
-            command += ["--duration", str(duration), "--format", "raw", "--output", str(collapsed)]
+            # The GIL's holder only (Python's time), in blocking samples: non-blocking ones tear stacks apart.
+            command += ["--duration", str(duration), "--format", "raw", "--output", str(collapsed), "--gil"]
             recorder = threading.Thread(target=subprocess.run, args=(command,), kwargs={"capture_output": True})
             cpu_before = cpu_seconds(worker)
             recorder.start()
             result = run_wrk(url, body, server.headers, connections, duration, 1)
             cpu_after = cpu_seconds(worker)
             recorder.join()
-            cpu_us = (cpu_after - cpu_before) * 1e6 / max(1, result["requests"])
-            pieces = costs(collapsed, cpu_us)
+            requests = max(1, result["requests"])
+            user_us, system_us = (
+                (after - before) * 1e6 / requests for before, after in zip(cpu_before, cpu_after, strict=True)
+            )
+            cpu_us = user_us + system_us
+            pieces = costs(collapsed, user_us, system_us)
             if keep is not None:
                 keep.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(collapsed, keep)
@@ -202,7 +216,7 @@ def main() -> None:
     parser.add_argument("--batch", action="store_true")
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--rate", type=int, default=400, help="py-spy samples per second")
+    parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=0, help="also print this many functions with the most time")
     parser.add_argument("--keep", type=Path, default=None, help="copy py-spy's collapsed stacks here")
     args = parser.parse_args()

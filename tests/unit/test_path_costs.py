@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.path_costs import OUTSIDE, costs, piece_of, top
+from bench.path_costs import KERNEL, OUTSIDE, costs, piece_of, top
 
 WSGI = "Flask.wsgi_app (flask/app.py:1511)"
 VIEW = "Flask.dispatch_request (flask/app.py:902)"
@@ -25,7 +25,8 @@ def test_shares_and_microseconds_come_from_the_busy_samples(tmp_path):
     stacks = tmp_path / "stacks.txt"
     lines = [f"{WSGI};{VIEW};{MODEL} 30", f"{WSGI};{VIEW};{PARSE} 10", f"main;{IDLE} 500", "a torn line"]
     stacks.write_text("\n".join(lines) + "\n")
-    found = {piece["piece"]: piece for piece in costs(stacks, cpu_us_per_request=200.0)}
-    assert found["the model"]["share"] == pytest.approx(0.75) and found["the model"]["us"] == pytest.approx(150)
+    found = {piece["piece"]: piece for piece in costs(stacks, user_us_per_request=200.0, system_us_per_request=50.0)}
+    assert found["the model"]["us"] == pytest.approx(150) and found["the model"]["share"] == pytest.approx(0.6)
     assert found["request schema (webargs, marshmallow)"]["us"] == pytest.approx(50)
+    assert found[KERNEL]["us"] == pytest.approx(50) and found[KERNEL]["share"] == pytest.approx(0.2)
     assert "40 busy samples" in top(stacks, 3)
