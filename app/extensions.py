@@ -37,6 +37,17 @@ class ModelServeApi(Api):
         return payload, status, {**extra, **(headers or {})}
 
 
+class JsonObject(dict):
+    """A JSON object parsed from a request body, and whether the body's text holds a JSON boolean.
+
+    Where it holds none, no value in the object is a boolean either, which lets
+    the features be converted without checking each value's type
+    (:func:`app.features.check_rows`).
+    """
+
+    __slots__ = ("booleans_possible",)
+
+
 class JsonBodyParser(FlaskParser):
     """webargs' Flask parser reading JSON bodies with orjson.
 
@@ -52,13 +63,17 @@ class JsonBodyParser(FlaskParser):
         if not data:
             return core.missing
         try:
-            return orjson.loads(data)
+            parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
-            pass
-        try:
-            return json.loads(data)
-        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise BadRequest("Invalid JSON body.", errors={"json": ["Invalid JSON body."]}) from None
+            try:
+                parsed = json.loads(data)
+            except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                raise BadRequest("Invalid JSON body.", errors={"json": ["Invalid JSON body."]}) from None
+        if type(parsed) is not dict:
+            return parsed
+        found = JsonObject(parsed)
+        found.booleans_possible = b"true" in data or b"false" in data
+        return found
 
 
 class ModelServeBlueprint(Blueprint):

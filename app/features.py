@@ -14,7 +14,9 @@ Two steps, each done once for every caller:
 
 from __future__ import annotations
 
+import functools
 import math
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -78,14 +80,24 @@ def check_row(value: Any) -> Features:
     return Features(rows=(value,))
 
 
-def check_rows(value: list[Any]) -> Features:
-    """1 to :data:`MAX_BATCH_ROWS` samples (the count is the schema's to check); bad rows reported by index."""
+def check_rows(value: list[Any], booleans_possible: bool = True) -> Features:
+    """1 to :data:`MAX_BATCH_ROWS` samples (the count is the schema's to check); bad rows reported by index.
+
+    ``booleans_possible=False`` says the JSON text the rows came from holds no
+    ``true`` or ``false``: the values are then packed as C doubles in one call,
+    which refuses strings, nulls and lists but would take a boolean for a
+    number, instead of having each value's type checked first.
+    """
     if value and set(map(type, value)) == {list}:
         widths = set(map(len, value))
         if len(widths) == 1:
             width = widths.pop()
-            if 0 < width <= MAX_FEATURES and set(map(type, chain.from_iterable(value))) <= NUMBER_TYPES:
-                matrix = _finite_matrix(value, width)
+            if 0 < width <= MAX_FEATURES:
+                if booleans_possible:
+                    exact = set(map(type, chain.from_iterable(value))) <= NUMBER_TYPES
+                    matrix = _finite_matrix(value, width) if exact else None
+                else:
+                    matrix = _packed_matrix(value, width)
                 if matrix is not None:
                     return Features(matrix=matrix)
     errors: dict[int, list[str]] = {}
@@ -105,9 +117,30 @@ def _finite_matrix(rows: list[list[Any]], width: int) -> np.ndarray | None:
         matrix = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
     except OverflowError:  # an integer beyond float64
         return None
-    if not np.isfinite(matrix.sum()) and not np.isfinite(matrix).all():  # a sum can overflow; values decide
+    return _finite(matrix, rows, width)
+
+
+def _packed_matrix(rows: list[list[Any]], width: int) -> np.ndarray | None:
+    """JSON numbers, and nothing else JSON has but booleans, to a float64 matrix; None for anything else."""
+    matrix = np.empty(len(rows) * width, dtype=np.float64)
+    try:
+        _doubles(len(matrix)).pack_into(matrix, 0, *chain.from_iterable(rows))
+    except (struct.error, OverflowError):  # a string, null, list or object; an integer beyond float64
+        return None
+    return _finite(matrix, rows, width)
+
+
+def _finite(matrix: np.ndarray, rows: list[list[Any]], width: int) -> np.ndarray | None:
+    with np.errstate(over="ignore"):  # a sum of finite values can overflow; the values decide then
+        total = matrix.sum()
+    if not np.isfinite(total) and not np.isfinite(matrix).all():
         return None
     return matrix.reshape(len(rows), width)
+
+
+@functools.lru_cache(maxsize=64)
+def _doubles(count: int) -> struct.Struct:
+    return struct.Struct(f"{count}d")
 
 
 def _raise_unless_valid(row: Any) -> None:

@@ -98,6 +98,8 @@ BAD_REQUESTS = [
     ("batch-empty", "POST", "/api/v1/batch-predict", _j({"features": []}), JSON, 422, "features"),
     ("batch-too-many", "POST", "/api/v1/batch-predict", _j({"features": [ROW] * 1001}), JSON, 422, "features"),
     ("batch-bad-row", "POST", "/api/v1/batch-predict", _j({"features": [ROW, [1, "x", 3, 4]]}), JSON, 422, "string"),
+    ("batch-boolean", "POST", "/api/v1/batch-predict", _j({"features": [ROW, [1, True, 3, 4]]}), JSON, 422, "boolean"),
+    ("batch-null", "POST", "/api/v1/batch-predict", _j({"features": [ROW, [1, None, 3, 4]]}), JSON, 422, "null"),
     ("batch-not-rows", "POST", "/api/v1/batch-predict", _j({"features": ROW}), JSON, 422, "features"),
     (
         "batch-ragged",

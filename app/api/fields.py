@@ -46,8 +46,8 @@ class FeatureRows(ma.fields.Field):
             raise self.make_error("invalid")
         if not 1 <= len(value) <= MAX_BATCH_ROWS:
             raise self.make_error("length")
-        try:
-            return check_rows(value)
+        try:  # a body parsed by app.extensions.JsonBodyParser knows whether it holds a JSON boolean
+            return check_rows(value, getattr(data, "booleans_possible", True))
         except FeatureError as exc:
             raise ma.ValidationError(exc.messages) from None
 
