@@ -37,7 +37,7 @@ blp = ModelServeBlueprint("models", __name__, url_prefix="/api/v1", description=
 class Models(MethodView):
     @requires("predict")
     @blp.response(200, ModelListSchema)
-    @blp.doc(responses={200: {"links": model_links("$response.body#/models/0/name")}})
+    @blp.doc(responses={200: {"links": model_links("$response.body#/default_model")}})
     def get(self) -> dict[str, Any]:
         """List the models available to predict with, their versions and aliases."""
         registry = services().registry
