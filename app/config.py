@@ -44,6 +44,11 @@ ENV_VARS = {
     "MODELSERVE_JWT_SECRET": "security.jwt.secret",
     "MODELSERVE_JWT_PUBLIC_KEY": "security.jwt.public_key",
     "MODELSERVE_RATE_LIMIT_STORAGE": "security.rate_limit_storage",
+    # Where the shared Redis is, from the environment of each pod (deploy/k8s/redis-urls.yaml): the
+    # configuration files stay the same wherever Redis runs, and a URL may carry a password.
+    "MODELSERVE_REGISTRY_REDIS_URL": "registry.redis_url",
+    "MODELSERVE_JOBS_REDIS_URL": "jobs.redis_url",
+    "MODELSERVE_JOBS_BROKER_URL": "jobs.broker_url",
 }
 #: Values taken as text, never parsed as YAML.
 RAW_ENV_KEYS = {
@@ -52,6 +57,9 @@ RAW_ENV_KEYS = {
     "security.jwt.secret",
     "security.jwt.public_key",
     "security.rate_limit_storage",
+    "registry.redis_url",
+    "jobs.redis_url",
+    "jobs.broker_url",
 }
 
 

@@ -145,7 +145,8 @@ def test_every_spec_environment_variable_is_covered():
         "MODELSERVE_JWT_PUBLIC_KEY",
         "MODELSERVE_RATE_LIMIT_STORAGE",
     }
-    assert set(ENV_VARS) == spec | secrets
+    redis = {"MODELSERVE_REGISTRY_REDIS_URL", "MODELSERVE_JOBS_REDIS_URL", "MODELSERVE_JOBS_BROKER_URL"}
+    assert set(ENV_VARS) == spec | secrets | redis
 
 
 def test_secret_variables_are_taken_as_text_and_keys_as_a_list(environ):
