@@ -44,7 +44,8 @@ class AccessControl:
                 raise Forbidden(f"'{identity.user_id}' does not have the '{rule.role}' role this endpoint needs.")
         limit = None
         if self.rate_limits is not None and rule.rate_group is not None:
-            limit = self.rate_limits.hit(rule.rate_group, rate_limit_key(identity, environ))
+            tier = identity.rate_limits if identity is not None else None
+            limit = self.rate_limits.hit(rule.rate_group, rate_limit_key(identity, environ), tier)
         return identity, limit
 
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
+from marshmallow import ValidationError
 
 from app.errors import ApiError
+from app.security.settings import TIERS
 
 KEY_PREFIX = "ms_"
 
@@ -39,6 +42,9 @@ class Identity:
     user_id: str
     roles: frozenset[str]
     method: str  # "api_key" or "jwt"
+    #: The identity's own limits (group -> rate such as "100000/minute"): its key's ``rate_limits``
+    #: or its token's tier claim. They replace ``security.rate_limits`` for the groups they name.
+    rate_limits: Mapping[str, str] = field(default_factory=dict)
 
     def has(self, role: str) -> bool:
         return role in self.roles or "admin" in self.roles  # admin may do what predict may
@@ -85,12 +91,15 @@ class Authenticator:
     def __init__(self, security: dict[str, Any], jwt_enabled: bool):
         self.header = security["api_key_header"]
         self._environ_key = "HTTP_" + self.header.upper().replace("-", "_")
-        self.keys = [(k["sha256"], k["name"], frozenset(k["roles"])) for k in security["api_keys"]]
-        self._identities = {name: Identity(name, roles, "api_key") for _, name, roles in self.keys}
+        self.keys = [
+            (k["sha256"], Identity(k["name"], frozenset(k["roles"]), "api_key", k.get("rate_limits", {})))
+            for k in security["api_keys"]
+        ]
         #: Digests of keys that matched, and their identities: every request after the first is one lookup.
         self._accepted: dict[str, Identity] = {}
         self.jwt_enabled = jwt_enabled
         self.roles_claim = security["jwt"]["roles_claim"]
+        self.rate_limits_claim = security["jwt"]["rate_limits_claim"]
 
     def identify(self, environ: dict[str, Any]) -> Identity | None:
         """The identity a request's credentials prove, None without any; 401 for credentials that prove none."""
@@ -116,9 +125,9 @@ class Authenticator:
         found = self._accepted.get(digest)  # a key accepted before: its time says nothing new
         if found is not None:
             return found
-        for sha256, name, roles in self.keys:  # no early exit: every key costs the same
+        for sha256, identity in self.keys:  # no early exit: every key costs the same
             if hmac.compare_digest(digest, sha256):
-                found = self._identities.get(name) or Identity(name, roles, "api_key")
+                found = identity
         if found is not None:
             self._accepted[digest] = found  # bounded by the configured keys
         return found
@@ -142,4 +151,17 @@ class Authenticator:
             roles = roles.split()
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized(f"Invalid token: claim {self.roles_claim!r} must be a list of role names.")
-        return Identity(str(claims["sub"]), frozenset(roles), "jwt")
+        return Identity(str(claims["sub"]), frozenset(roles), "jwt", self._tier_of(claims))
+
+    def _tier_of(self, claims: dict[str, Any]) -> dict[str, str]:
+        """The token's own limits, from the claim ``security.jwt.rate_limits_claim`` names (when it does)."""
+        tier = claims.get(self.rate_limits_claim) if self.rate_limits_claim else None
+        if tier is None:
+            return {}
+        try:
+            return TIERS.load(tier)
+        except ValidationError as exc:
+            raise Unauthorized(
+                f"Invalid token: claim {self.rate_limits_claim!r} must map rate-limit groups to rates such as "
+                f"100/minute: {exc.messages}."
+            ) from None

@@ -8,6 +8,11 @@ engine): fixed windows, the storage named by ``security.rate_limit_storage``
 across workers and replicas), the storage keys flask-limiter would use, and
 flask-limiter's response headers. Why not flask-limiter itself: see the
 security guide (its hooks run on every request, limited or not).
+
+An identity may carry its own limits for some groups (a tier: an API key's
+``rate_limits``, a JWT's tier claim). They are counted by the same call, in
+the same storage, under keys of their own (``LIMITER/tier/...``), so a tiered
+identity never shares a counter with the default limits.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from limits import RateLimitItem, parse_many
 from limits.storage import Storage, storage_from_string
@@ -28,6 +34,9 @@ LIMIT_HEADER = "X-RateLimit-Limit"
 REMAINING_HEADER = "X-RateLimit-Remaining"
 RESET_HEADER = "X-RateLimit-Reset"
 RETRY_AFTER_HEADER = "Retry-After"
+#: The first part of a tier's storage keys; the default limits' keys start with the client key
+#: (``user:...`` or ``addr:...``), so the two can never name the same counter.
+TIER_SCOPE = "tier"
 
 
 class TooManyRequests(ApiError):
@@ -57,21 +66,27 @@ class RateLimits:
     def __init__(self, storage: Storage, limits: Mapping[str, str], on_breach: Callable[[str, str], None]):
         self.storage = storage
         self.strategy = FixedWindowRateLimiter(storage)
-        #: Smallest window first: the headers report that one unless another is exceeded.
-        self.groups = {group: sorted(parse_many(text)) for group, text in limits.items()}
+        self.groups = {group: limits_of(text) for group, text in limits.items()}
         self.on_breach = on_breach
 
-    def hit(self, group: str, key: str) -> LimitState:
-        """Count one request of ``key`` against ``group``; raise :class:`TooManyRequests` past a limit."""
+    def hit(self, group: str, key: str, tier: Mapping[str, str] | None = None) -> LimitState:
+        """Count one request of ``key`` against ``group``; raise :class:`TooManyRequests` past a limit.
+
+        ``tier`` is the identity's own limits: when it names ``group``, they replace the group's.
+        """
         strategy = self.strategy
-        items = self.groups[group]
+        own = tier.get(group) if tier else None
+        if own is None:
+            items, scope = self.groups[group], (key, group)
+        else:
+            items, scope = limits_of(own), (TIER_SCOPE, key, group)
         shown = items[0]
         breached = False
         for item in items:
-            if not strategy.hit(item, key, group):
+            if not strategy.hit(item, *scope):
                 shown, breached = item, True
                 break
-        reset, remaining = strategy.get_window_stats(shown, key, group)
+        reset, remaining = strategy.get_window_stats(shown, *scope)
         state = LimitState(shown, remaining, int(reset + 1))
         if breached:
             self.on_breach(str(shown), key)
@@ -79,6 +94,13 @@ class RateLimits:
             error.data["headers"] = dict(state.headers())
             raise error
         return state
+
+
+@lru_cache(maxsize=1024)
+def limits_of(text: str) -> tuple[RateLimitItem, ...]:
+    """A rate such as ``10/second;1000/minute`` parsed once (tiers repeat), smallest window first:
+    the headers report that one unless another is exceeded."""
+    return tuple(sorted(parse_many(text)))
 
 
 def build_rate_limits(security: Mapping[str, object], on_breach: Callable[[str, str], None]) -> RateLimits:

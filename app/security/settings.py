@@ -33,6 +33,37 @@ def _about(description: str) -> dict[str, Any]:
 _SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 hex digits.")
 
 
+def _rate(default: str | None, description: str) -> ma.fields.String:
+    """A group's rate; without a default (a tier's), a group left out stays out of the loaded mapping."""
+    default_kw = {} if default is None else {"load_default": default}
+    return ma.fields.String(validate=_RATE, **default_kw, **_about(description))
+
+
+class RateLimitsSchema(_Strict):
+    """Requests per identity (API key name or JWT subject), else per client address."""
+
+    predict = _rate("100/minute", "POST /predict and /predict/{model_name}, counted together.")
+    batch_predict = _rate("10/minute", "POST /batch-predict and /predict-async.")
+    model_management = _rate("20/minute", "Loading, deleting, aliasing, rolling back and trusting models.")
+
+
+class RateLimitTierSchema(_Strict):
+    """An identity's own limits (a key's ``rate_limits``, a JWT's tier claim): each group named here
+    replaces that group's ``security.rate_limits`` for this identity; groups left out keep them."""
+
+    error_messages = {"unknown": "not a rate-limit group: predict, batch_predict or model_management."}
+
+    predict = _rate(None, "This identity's predict limit, instead of security.rate_limits.predict.")
+    batch_predict = _rate(None, "This identity's batch_predict limit, instead of security.rate_limits.batch_predict.")
+    model_management = _rate(
+        None, "This identity's model_management limit, instead of security.rate_limits.model_management."
+    )
+
+
+#: Loads a tier given outside the configuration (a JWT's claim, create-api-key's options).
+TIERS = RateLimitTierSchema()
+
+
 class ApiKeySchema(_Strict):
     """A key as stored: never the secret, only its sha256 (``flask --app app create-api-key``)."""
 
@@ -47,6 +78,13 @@ class ApiKeySchema(_Strict):
         required=True,
         validate=validate.Length(min=1),
         **_about("What the key may do: predict, admin, or both."),
+    )
+    rate_limits = ma.fields.Nested(
+        RateLimitTierSchema,
+        **_about(
+            "This key's own limits, e.g. {predict: 100000/minute} for a load-testing key: each group named "
+            "replaces security.rate_limits for this key (create-api-key --rate-limit predict=...)."
+        ),
     )
 
 
@@ -74,6 +112,15 @@ class JwtSchema(_Strict):
         validate=validate.Length(min=1),
         **_about("The claim holding the token's list of roles."),
     )
+    rate_limits_claim = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1),
+        **_about(
+            "The claim holding the token's own limits, a mapping such as {predict: 100000/minute} that "
+            "replaces security.rate_limits for its groups; null: tokens carry none."
+        ),
+    )
     audience = ma.fields.String(
         load_default=None, allow_none=True, **_about("When set, tokens must carry this aud claim.")
     )
@@ -93,18 +140,6 @@ class JwtSchema(_Strict):
             raise ma.ValidationError("HS256 uses secret, not public_key.", field_name="public_key")
         if data["algorithm"] != "HS256" and data["secret"]:
             raise ma.ValidationError(f"{data['algorithm']} uses public_key, not secret.", field_name="secret")
-
-
-def _rate(default: str, description: str) -> ma.fields.String:
-    return ma.fields.String(load_default=default, validate=_RATE, **_about(description))
-
-
-class RateLimitsSchema(_Strict):
-    """Requests per identity (API key name or JWT subject), else per client address."""
-
-    predict = _rate("100/minute", "POST /predict and /predict/{model_name}, counted together.")
-    batch_predict = _rate("10/minute", "POST /batch-predict and /predict-async.")
-    model_management = _rate("20/minute", "Loading, deleting, aliasing, rolling back and trusting models.")
 
 
 def _nested(schema: type[ma.Schema], description: str) -> ma.fields.Nested:
