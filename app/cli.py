@@ -51,6 +51,7 @@ def create_demo_models_command(directory: Path | None, data_directory: Path | No
 
 
 @click.command("create-api-key")
+@with_appcontext
 @click.argument("name")
 @click.option(
     "--role",
@@ -61,8 +62,19 @@ def create_demo_models_command(directory: Path | None, data_directory: Path | No
     show_default=True,
     help="Repeat for several roles.",
 )
-def create_api_key_command(name: str, roles: tuple[str, ...]) -> None:
-    """Create an API key: print the secret once, and the line to add to security.api_keys."""
+@click.option(
+    "--rate-limit",
+    "rate_limits",
+    multiple=True,
+    metavar="GROUP=RATE",
+    help="The key's own limit for a group, replacing security.rate_limits for this key, "
+    "e.g. predict=100000/minute. Repeat for several groups.",
+)
+def create_api_key_command(name: str, roles: tuple[str, ...], rate_limits: tuple[str, ...]) -> None:
+    """Create an API key: print the secret once, and the line to add to security.api_keys.
+
+    The entry (name, sha256, roles, limits; never the secret) goes into the audit trail.
+    """
     import json
 
     from app.security.auth import new_api_key
@@ -70,11 +82,37 @@ def create_api_key_command(name: str, roles: tuple[str, ...]) -> None:
 
     if not is_valid_name(name):
         raise click.BadParameter("1-64 letters, digits, '_' or '-'.", param_hint="NAME")
+    tier = _tier(rate_limits)
     secret, digest = new_api_key()
-    entry = {"name": name, "sha256": digest, "roles": sorted(set(roles))}
+    entry: dict[str, object] = {"name": name, "sha256": digest, "roles": sorted(set(roles))}
+    if tier:
+        entry["rate_limits"] = tier
     click.echo(f"API key for {name} (shown once, store it now): {secret}")
     click.echo("Add to security.api_keys in config/security.yaml:")
     click.echo(f"  - {json.dumps(entry)}")
+    details = {key: value for key, value in entry.items() if key != "name"}
+    services().registry.audit_trail.record("cli", "create_api_key", name, "success", details)
+
+
+def _tier(options: tuple[str, ...]) -> dict[str, str]:
+    """``--rate-limit GROUP=RATE`` options as a key's ``rate_limits``, validated as the configuration is."""
+    from marshmallow import ValidationError
+
+    from app.security.settings import TIERS
+
+    tier: dict[str, str] = {}
+    for option in options:
+        group, sep, rate = option.partition("=")
+        if not sep or group.strip() in tier:
+            raise click.BadParameter(f"{option!r}: give each group once, as GROUP=RATE.", param_hint="--rate-limit")
+        tier[group.strip()] = rate.strip()
+    try:
+        return TIERS.load(tier)
+    except ValidationError as exc:
+        raise click.BadParameter(
+            "; ".join(f"{group}: {' '.join(errors)}" for group, errors in exc.normalized_messages().items()),
+            param_hint="--rate-limit",
+        ) from None
 
 
 @click.command("trust-model")

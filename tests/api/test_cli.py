@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from app import create_app
 from app.model_files import sha256_of
 from tests.conftest import app_config
@@ -45,3 +47,49 @@ def test_demo_models_serve_the_spec_examples(runner, tmp_path):
             ]
             == "virginica"
         )
+
+
+def test_create_api_key_prints_a_tiered_entry_that_serves_as_printed_and_audits_it(app, runner, make_app):
+    result = runner.invoke(
+        args=["create-api-key", "loadtest", "--rate-limit", "predict=3/minute", "--rate-limit", "batch_predict=1/hour"]
+    )
+    assert result.exit_code == 0, result.output
+    secret = result.output.split("store it now): ")[1].split()[0]
+    entry = json.loads(result.output.splitlines()[-1].removeprefix("  - "))
+    assert entry["rate_limits"] == {"predict": "3/minute", "batch_predict": "1/hour"}
+    assert entry["roles"] == ["predict"]
+
+    served = make_app(security={"api_keys": [entry], "rate_limits": {"predict": "1/minute"}}).test_client()
+    answers = [
+        served.post("/api/v1/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, headers={"X-API-Key": secret})
+        for _ in range(4)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+
+    audit = app.test_client().get("/api/v1/audit").get_json()
+    [created] = [e for e in audit["entries"] if e["action"] == "create_api_key"]
+    assert (created["actor"], created["target"], created["outcome"]) == ("cli", "loadtest", "success")
+    assert created["details"] == {
+        "sha256": entry["sha256"],
+        "roles": ["predict"],
+        "rate_limits": {"predict": "3/minute", "batch_predict": "1/hour"},
+    }
+    assert secret not in json.dumps(audit)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["predict"], "as GROUP=RATE"),
+        (["predict=1/minute", "predict=2/minute"], "give each group once"),
+        (["predikt=1/minute"], "predikt: not a rate-limit group"),
+        (["predict=lots"], "predict: must be a rate"),
+    ],
+)
+def test_create_api_key_refuses_a_bad_rate_limit_before_making_a_key(app, runner, options, message):
+    result = runner.invoke(args=["create-api-key", "loadtest", *[f"--rate-limit={o}" for o in options]])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "API key for" not in result.output
+    entries = app.test_client().get("/api/v1/audit").get_json()["entries"]
+    assert [e for e in entries if e["action"] == "create_api_key"] == []
