@@ -1,6 +1,7 @@
 # modelserve: two commands for a fresh machine.
 #   make serve   set everything up and serve the iris demo model on port 8000
 #   make test    set everything up and run the whole test suite
+# make loadtest runs the spec's locust file against a running server and prints its summary.
 # XGBOOST=gpu installs the full XGBoost build (CUDA libraries) instead of xgboost-cpu.
 
 PYTHON ?= python3
@@ -60,6 +61,25 @@ docs: install-test
 # slow a current numpy: unset here only. BENCH_ARGS="--rounds 5 --duration 10" for longer runs.
 bench: install-test
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench.run $(BENCH_ARGS)
+
+# The spec's locust file (load_test.py), headless against a server already running (make serve in
+# another terminal), then locust's summary: requests, failures, p50 to p99, req/s. LOADTEST_HOST,
+# LOADTEST_USERS, LOADTEST_SPAWN_RATE (users started a second) and LOADTEST_RUN_TIME below;
+# LOADTEST_API_KEY is sent as X-API-Key; LOADTEST_ARGS adds locust options (--exclude-tags jobs).
+# Exits 1 when any request failed, 429s included (docs/load-testing.md says what to expect).
+LOADTEST_HOST ?= http://localhost:8000
+LOADTEST_USERS ?= 10
+LOADTEST_SPAWN_RATE ?= 10
+LOADTEST_RUN_TIME ?= 30s
+
+.PHONY: loadtest
+$(VENV)/.installed-loadtest-$(XGBOOST): $(VENV)/.installed-$(XGBOOST)
+	$(PIP) install -e '.[$(XGBOOST),loadtest]'
+	touch $@
+
+loadtest: $(VENV)/.installed-loadtest-$(XGBOOST)
+	$(VENV)/bin/locust -f load_test.py --host=$(LOADTEST_HOST) --headless --only-summary \
+		--users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) --run-time $(LOADTEST_RUN_TIME) $(LOADTEST_ARGS)
 
 # The production image (Dockerfile; needs a Docker engine). docker-prod serves ./models and
 # ./config read-only, with the credentials exported in MODELSERVE_API_KEYS or MODELSERVE_JWT_SECRET
