@@ -45,7 +45,7 @@ serve-dev: demo-models
 		--port "$$($(PY) -c 'from app.config import load_config; print(load_config()["api"]["port"])')"
 
 lint: install-test
-	$(VENV)/bin/ruff check app plugins tests gunicorn.conf.py bench
+	$(VENV)/bin/ruff check app plugins tests gunicorn.conf.py bench load_test.py
 
 test: install-test lint
 	$(PY) -m pytest

@@ -17,7 +17,10 @@ class AuditQuerySchema(ma.Schema):
 class AuditEntrySchema(ma.Schema):
     at = ma.fields.String(required=True, metadata={"example": "2026-11-27T22:04:03.879Z"})
     actor = ma.fields.String(required=True, metadata={"description": "Who did it (user id, or anonymous)."})
-    action = ma.fields.String(required=True, metadata={"description": "load, delete, alias, unalias, rollback"})
+    action = ma.fields.String(
+        required=True,
+        metadata={"description": "load, delete, alias, unalias, rollback, trust, create_api_key (the CLI)"},
+    )
     target = ma.fields.String(required=True, metadata={"description": "Model or alias name."})
     outcome = ma.fields.String(required=True, metadata={"description": "success or failure"})
     details = ma.fields.Dict(metadata={"description": "What changed (versions, file, sha256) or the error."})
