@@ -32,6 +32,10 @@ class AdapterSettings:
     #: Where compiled tree libraries are cached (the server's own directory:
     #: ``<registry.state_directory>/compiled-trees``). None: no native library, GTIL serves.
     compiled_trees_cache: Path | None = None
+    #: Where layouts that every worker maps read-only are written
+    #: (``<registry.state_directory>/shared-models``); None: each worker keeps its own copy.
+    #: See :class:`ModelSharing`.
+    shared_models_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,26 @@ class ModelDescription:
     #: Class values in the order of ``predict_proba``'s columns (classifiers).
     classes: Sequence[Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSharing:
+    """Whether the workers of one machine share a loaded model's memory, and how.
+
+    ``mode`` is ``"mapped_file"`` when the model's bulk lives in ``files``, which
+    every worker maps read-only (the pages exist once per machine), or
+    ``"private"`` when each worker holds its own copy; ``reason`` then says why.
+    The core measures what each file's mapping costs this worker from
+    ``/proc/self/smaps``.
+    """
+
+    mode: Literal["mapped_file", "private"]
+    files: tuple[Path, ...] = ()
+    reason: str | None = None
+
+    @classmethod
+    def private(cls, reason: str) -> ModelSharing:
+        return cls("private", (), reason)
 
 
 class LoadedModel(Protocol):
@@ -82,6 +106,17 @@ class JointPredictionModel(Protocol):
     def predict_with_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+@runtime_checkable
+class SharedMemoryModel(Protocol):
+    """A loaded model that says whether its memory is shared between workers (optional).
+
+    A model without ``sharing`` is reported as private to each worker, with the
+    reason that its adapter does not say.
+    """
+
+    def sharing(self) -> ModelSharing: ...
+
+
 class ModelAdapter(Protocol):
     """Loads one family of model files.
 
@@ -94,6 +129,12 @@ class ModelAdapter(Protocol):
     An adapter may also define ``executes_code(path) -> bool``: whether loading
     that file runs code from it (pickle, joblib, Python). Without it the core
     assumes it does, and loads the file only when its sha256 is trusted.
+
+    ``metadata`` is the file's sidecar (:mod:`app.model_files`), with ``sha256``
+    always set to the file's digest, which the core checked just before: a key
+    for anything an adapter derives from the content and shares between workers
+    (in ``AdapterSettings.shared_models_dir``). Models that can share their memory
+    say so through :class:`SharedMemoryModel`.
     """
 
     name: str

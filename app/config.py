@@ -272,6 +272,11 @@ class RuntimeSection(_Section):
         "Serve tree ensembles through Treelite unless a sidecar says otherwise (pip install 'modelserve[trees]'); "
         "libraries compiled for them are cached in <registry.state_directory>/compiled-trees.",
     )
+    share_models = _bool(
+        True,
+        "Serve scikit-learn forests from one copy per machine: a file in <registry.state_directory>/shared-models "
+        "that every worker maps read-only (a sidecar's share_memory: false opts a model out).",
+    )
 
 
 def _section(schema: type[ma.Schema]) -> ma.fields.Nested:

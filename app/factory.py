@@ -80,6 +80,9 @@ def register_services(app: Flask, settings: dict[str, Any]) -> Services:
         compute_threads=runtime["compute_threads"],
         compiled_trees=runtime["compiled_trees"],
         compiled_trees_cache=Path(settings["registry"]["state_directory"]) / "compiled-trees",
+        shared_models_dir=Path(settings["registry"]["state_directory"]) / "shared-models"
+        if runtime["share_models"]
+        else None,
     )
     plugins = build_plugin_manager(plugin_dir, adapter_settings)
     store = build_state_store(settings["registry"])

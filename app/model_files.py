@@ -47,6 +47,8 @@ class SidecarSchema(ma.Schema):
     auto_load = StrictBoolean()
     #: Serve a tree ensemble through Treelite, natively compiled or GTIL (overrides runtime.compiled_trees).
     compiled_trees = StrictBoolean()
+    #: False: each worker keeps its own copy, even where a shared layout exists (runtime.share_models).
+    share_memory = StrictBoolean()
 
 
 def sidecar_path(model_file: Path) -> Path:

@@ -8,10 +8,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from app import __version__, system_stats
+from pathlib import Path
+
+from app import __version__, model_memory, system_stats
 from app.inference import utc_timestamp
 from app.metrics import Metrics
 from app.registry import ModelRegistry
+from app.registry.info import memory_of
 
 #: A configuration key containing one of these words holds a secret.
 SECRET_WORDS = ("secret", "password", "token", "key")
@@ -41,7 +44,7 @@ def status_report(registry: ModelRegistry, settings: Mapping[str, Any], metrics:
         "uptime_seconds": round(max(time.time() - started, 0.0), 3),
         "worker_pid": os.getpid(),
         "workers": settings["api"]["workers"],
-        "models": [_model_entry(served) for served in registry.loaded_models()],
+        **_models_and_memory(registry, settings),
         "counts": metrics.totals() if metrics is not None else None,
         "jobs": _jobs(),
         "config": mask_secrets(settings),
@@ -57,12 +60,26 @@ def compute_threads() -> list[dict[str, Any]]:
     return [{key: pool.get(key) for key in keys} for pool in threadpool_info()]
 
 
-def _model_entry(served: Any) -> dict[str, Any]:
+def _models_and_memory(registry: ModelRegistry, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Each loaded model with its memory, and this worker's model memory in all (one read of smaps)."""
+    mappings = model_memory.file_mappings()
+    entries = [_model_entry(served, mappings) for served in registry.loaded_models()]
+    shared_dir = Path(settings["registry"]["state_directory"]) / "shared-models"
+    memory = {
+        **model_memory.totals(entry["memory"] for entry in entries),
+        "source": "smaps" if mappings is not None else "estimate",
+        "mapped_layouts": model_memory.mapped_layouts(shared_dir, mappings),
+    }
+    return {"models": entries, "model_memory": memory}
+
+
+def _model_entry(served: Any, mappings: dict[str, dict[str, int]] | None) -> dict[str, Any]:
     entry = {
         "name": served.name,
         "version": served.version,
         "loaded_at": served.loaded_at,
         "prediction_count": served.prediction_count,
+        "memory": memory_of(served, mappings),
     }
     memory = getattr(served, "memory_bytes", None)
     if memory:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from app import hookimpl
-from app.adapters import AdapterSettings, ModelDescription
+from app.adapters import AdapterSettings, ModelDescription, ModelSharing
 
 #: sklearn warns on every call when a model fitted with feature names gets a
 #: plain array; the core has already put the features in the model's order.
@@ -38,8 +38,9 @@ class SklearnModel:
     estimator's own answers on probe rows when the model loads.
     """
 
-    def __init__(self, estimator: Any, compiled: Any = None):
+    def __init__(self, estimator: Any, compiled: Any = None, private_because: str = "not asked to share"):
         self.estimator = estimator
+        self._private_because = private_because
         self._named = hasattr(estimator, "feature_names_in_")
         self.kernel = "sklearn"
         is_classifier = getattr(estimator, "_estimator_type", None) == "classifier" or hasattr(estimator, "classes_")
@@ -77,6 +78,9 @@ class SklearnModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self._predict(X)
+
+    def sharing(self) -> ModelSharing:
+        return ModelSharing.private(self._private_because)
 
     def describe(self) -> ModelDescription:
         est = self.estimator
@@ -272,7 +276,35 @@ class SklearnAdapter:
         """joblib and pickle files run code when loaded; skops files do not."""
         return path.suffix.lower() != ".skops"
 
-    def load(self, path: Path, metadata: Mapping[str, Any]) -> SklearnModel:
+    def load(self, path: Path, metadata: Mapping[str, Any]) -> SklearnModel | SharedForestModel:
+        estimator, private_because = None, "runtime.share_models is off"
+        compiled_wanted = metadata.get("compiled_trees", self.settings.compiled_trees)
+        if compiled_wanted:
+            private_because = "compiled_trees serves it: Treelite needs the estimator in each worker"
+        elif metadata.get("share_memory") is False:
+            private_because = "its metadata file says share_memory: false"
+        elif self.settings.shared_models_dir is not None:
+            from app.shared_trees import SharingUnavailable
+
+            try:
+                shared, estimator, private_because = self._load_shared(path, metadata)
+                if shared is not None:
+                    return shared
+            except SharingUnavailable as exc:
+                private_because = str(exc)
+        if estimator is None:
+            estimator = self._load_estimator(path, metadata)
+        compiled = []
+        if compiled_wanted:
+            from app.compiled_trees import compile_trees
+
+            settings = self.settings
+            forest = _as_forest(estimator)
+            predictors = compile_trees(forest, "sklearn", settings.compute_threads, settings.compiled_trees_cache)
+            compiled = [_compiled_kernel(predictor, estimator) for predictor in predictors]
+        return SklearnModel(estimator, compiled, private_because)
+
+    def _load_estimator(self, path: Path, metadata: Mapping[str, Any]) -> Any:
         if path.suffix.lower() == ".skops":
             estimator = self._load_skops(path, metadata)
         else:
@@ -282,15 +314,38 @@ class SklearnAdapter:
         if not callable(getattr(estimator, "predict", None)):
             raise TypeError(f"{path.name} holds a {type(estimator).__name__}, which has no predict method")
         _limit_jobs(estimator, self.settings.compute_threads)
-        compiled = []
-        if metadata.get("compiled_trees", self.settings.compiled_trees):
-            from app.compiled_trees import compile_trees
+        return estimator
 
-            settings = self.settings
-            forest = _as_forest(estimator)
-            predictors = compile_trees(forest, "sklearn", settings.compute_threads, settings.compiled_trees_cache)
-            compiled = [_compiled_kernel(predictor, estimator) for predictor in predictors]
-        return SklearnModel(estimator, compiled)
+    def _load_shared(self, path: Path, metadata: Mapping[str, Any]) -> tuple[SharedForestModel | None, Any, str]:
+        """The forest's shared layout, written first from the estimator if no worker has it yet.
+
+        Returns (the model, None, "") or, for an estimator with no shared layout,
+        (None, the estimator, why). A worker that finds the layout never unpickles the file. The one that writes it
+        drops the estimator afterwards, so its memory leaves this worker too.
+        """
+        from importlib.metadata import version
+
+        from app.model_files import sha256_of
+        from app.shared_trees import LayoutStore, SharingUnavailable, layout_key, release_freed_memory
+
+        store = LayoutStore(self.settings.shared_models_dir)
+        key = layout_key(metadata.get("sha256") or sha256_of(path), f"scikit-learn {version('scikit-learn')}")
+        mapped = store.find(key)
+        if mapped is None:
+            with store.writing(key):
+                mapped = store.find(key)
+                if mapped is None:
+                    estimator = self._load_estimator(path, metadata)
+                    layout = _forest_layout(estimator)
+                    if isinstance(layout, str):
+                        return None, estimator, layout
+                    store.write(key, *layout)
+                    del estimator, layout
+                    release_freed_memory()
+                    mapped = store.find(key)
+        if mapped is None or not mapped.agrees_with_estimator():
+            raise SharingUnavailable("the shared-forest kernel does not repeat the estimator's answers")
+        return SharedForestModel(mapped), None, ""
 
     @staticmethod
     def _load_skops(path: Path, metadata: Mapping[str, Any]) -> Any:
@@ -303,6 +358,104 @@ class SklearnAdapter:
                 "refusing to load it"
             )
         return sio.load(path)
+
+
+#: Ensembles whose trees the shared layout holds (single output, no other state used to predict).
+_SHARED_FORESTS = ("RandomForestClassifier", "ExtraTreesClassifier", "RandomForestRegressor", "ExtraTreesRegressor")
+
+
+def _forest_layout(estimator: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]] | str:
+    """A forest's nodes and leaf values as :mod:`app.shared_trees` lays them out, or why it cannot be shared."""
+    from app.compiled_trees import probe_rows
+
+    kind = type(estimator).__name__
+    if kind not in _SHARED_FORESTS or type(estimator).__module__.split(".")[0] != "sklearn":
+        return f"only scikit-learn forests have a shared layout, and this is a {_qualified_name(estimator)}"
+    if getattr(estimator, "n_outputs_", 1) != 1:
+        return "a multi-output forest has no shared layout"
+    trees = [tree.tree_ for tree in estimator.estimators_]
+    classifier = hasattr(estimator, "classes_")
+    classes = estimator.classes_ if classifier else None
+    if classes is not None and classes.dtype.kind not in "iub" and not all(isinstance(c, str) for c in classes):
+        return "only classes that are integers or strings are kept in a shared layout"
+    counts = np.array([tree.node_count for tree in trees], dtype=np.int64)
+    ends = np.cumsum(counts)
+    roots = ends - counts
+    offset = np.repeat(roots, counts).astype(np.int64)
+
+    def children(name: str) -> np.ndarray:
+        raw = np.concatenate([getattr(tree, name) for tree in trees]).astype(np.int64)
+        return np.where(raw >= 0, raw + offset, -1)
+
+    n_outputs = int(estimator.n_classes_) if classifier else 1
+    n_features = int(estimator.n_features_in_)
+    rows = probe_rows(n_features)
+    quiet = SklearnModel(estimator).predict_proba if classifier else SklearnModel(estimator).predict
+    arrays = {
+        "roots": roots,
+        "ends": ends,
+        "left": children("children_left"),
+        "right": children("children_right"),
+        "feature": np.concatenate([np.maximum(tree.feature, 0) for tree in trees]),
+        "threshold": np.concatenate([tree.threshold for tree in trees]),
+        "missing_left": np.concatenate([_missing_left(tree) for tree in trees]),
+        "value": np.concatenate([tree.value[:, 0, :n_outputs] for tree in trees]),
+        "probe_rows": rows,
+        "probe_outputs": np.asarray(quiet(rows), dtype=np.float64),
+    }
+    names = getattr(estimator, "feature_names_in_", None)
+    meta = {
+        "model_class": _qualified_name(estimator),
+        "n_features": n_features,
+        "feature_names": [str(n) for n in names] if names is not None else None,
+        "classes": [c.item() if hasattr(c, "item") else c for c in classes] if classes is not None else None,
+        "classes_dtype": classes.dtype.str if classes is not None and classes.dtype.kind in "iub" else None,
+        "single_output": not classifier,
+        "trees": len(trees),
+    }
+    return arrays, meta
+
+
+def _missing_left(tree: Any) -> np.ndarray:
+    found = getattr(tree, "missing_go_to_left", None)
+    return np.asarray(found, dtype=np.uint8) if found is not None else np.zeros(tree.node_count, dtype=np.uint8)
+
+
+class SharedForestModel:
+    """A forest served from the layout every worker maps (see :mod:`app.shared_trees`): no estimator here."""
+
+    def __init__(self, mapped: Any):
+        meta = mapped.meta
+        self._mapped = mapped
+        self._meta = meta
+        dtype = meta.get("classes_dtype") or object
+        self.classes = np.asarray(meta["classes"], dtype=dtype) if meta.get("classes") is not None else None
+        self.kernel = mapped.kernel
+        if self.classes is not None:
+            self.predict_proba = mapped.predict  # class fractions averaged over the trees
+
+    def predict_with_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        proba = self._mapped.predict(X)
+        return self.classes.take(proba.argmax(axis=1)), proba
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.classes is None:
+            return self._mapped.predict(X)
+        return self.predict_with_proba(X)[0]
+
+    def sharing(self) -> ModelSharing:
+        return ModelSharing("mapped_file", (self._mapped.path,))
+
+    def describe(self) -> ModelDescription:
+        meta = self._meta
+        return ModelDescription(
+            model_class=meta["model_class"],
+            task="classification" if self.classes is not None else "regression",
+            n_features=meta["n_features"],
+            feature_names=meta.get("feature_names"),
+            classes=list(self.classes) if self.classes is not None else None,
+            extra={"kernel": self.kernel, "trees": meta.get("trees")},
+        )
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, Protocol
 
+from app import model_memory
 from app.desired_state import DesiredState, ModelRecord, ModelState
 from app.registry.served import ServedModel
 
@@ -59,6 +60,13 @@ def model_summary(registry: RegistryView, model: ModelState) -> dict[str, Any]:
     }
 
 
+def memory_of(served: ServedModel, mappings: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """How the version's memory is shared and what it costs this worker (``mappings``: read now if not given)."""
+    if mappings is None and served.sharing.mode == "mapped_file":
+        mappings = model_memory.file_mappings()
+    return model_memory.model_memory(served.sharing, served.memory_bytes, mappings)
+
+
 def model_info(registry: RegistryView, served: ServedModel) -> dict[str, Any]:
     """Everything about one loaded version, and the list of its model's versions."""
     record, desc = served.record, served.description
@@ -75,6 +83,7 @@ def model_info(registry: RegistryView, served: ServedModel) -> dict[str, Any]:
             "file": record.file,
             "loaded": True,
             "memory_bytes": served.memory_bytes,
+            "memory": memory_of(served),
             "model_class": desc.model_class,
             "n_features": desc.n_features,
             "feature_names": feature_names,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from app import provenance
-from app.adapters import ModelAdapter, ModelDescription
+from app.adapters import ModelAdapter, ModelDescription, ModelSharing, SharedMemoryModel
 from app.desired_state import ModelRecord, utc_now
 from app.errors import ApiError, Conflict, ModelLoadError, ValidationFailed
 from app.memory import estimate_bytes
@@ -106,8 +106,9 @@ class ModelLoader:
             )
         started = time.perf_counter()
         try:
-            model = adapter.load(path, dict(record.metadata))
+            model = adapter.load(path, {**record.metadata, "sha256": record.sha256})
             description = model.describe()
+            sharing = _sharing(adapter, model)
         except ApiError:
             raise
         except Exception as exc:
@@ -123,14 +124,31 @@ class ModelLoader:
             loaded_at=utc_now(),
             labels=labels,
             predict_proba=getattr(model, "predict_proba", None) if description.task == "classification" else None,
-            memory_bytes=estimate_bytes(model, floor=record.size_bytes),
+            memory_bytes=_memory_bytes(model, sharing, record.size_bytes),
             version_mismatch=mismatch,
+            sharing=sharing,
         )
         trial_prediction(served)
         served.load_seconds = time.perf_counter() - started
         if mismatch:
             log.warning("serving %s despite a version mismatch: %s", record.file, provenance.describe(mismatch))
         return served
+
+
+def _sharing(adapter: ModelAdapter, model: object) -> ModelSharing:
+    """What the model says of its sharing; a model that says nothing is private to each worker."""
+    if isinstance(model, SharedMemoryModel):
+        sharing = model.sharing()
+        if isinstance(sharing, ModelSharing):
+            return sharing
+    return ModelSharing.private(f"the {adapter.name} adapter does not say whether its models can be shared")
+
+
+def _memory_bytes(model: object, sharing: ModelSharing, floor: int) -> int:
+    """A private model's estimated size; a shared one's mapped files (never pickled: that would copy them)."""
+    if sharing.mode == "mapped_file":
+        return sum(path.stat().st_size for path in sharing.files if path.exists())
+    return estimate_bytes(model, floor=floor)
 
 
 def check_description(record: ModelRecord, description: ModelDescription, labels: list[str] | None) -> None:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.adapters import LoadedModel, ModelDescription
+from app.adapters import LoadedModel, ModelDescription, ModelSharing
 from app.desired_state import ModelRecord
 
 Key = tuple[str, int]  # (model name, version)
@@ -30,6 +30,8 @@ class ServedModel:
     memory_bytes: int = 0
     load_seconds: float = 0.0
     version_mismatch: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Whether the workers of this machine share the model's memory (what its adapter said).
+    sharing: ModelSharing = field(default_factory=lambda: ModelSharing.private("not known"))
     prediction_count: int = 0
     last_used: float = field(default_factory=time.monotonic)
     #: Per-version values the hot path derives once (label table, class positions).

@@ -79,7 +79,7 @@ def test_defaults(environ):
         "redis_prefix": "modelserve",
         "sync_interval_ms": 0,
     }
-    assert config["runtime"] == {"compute_threads": 1, "compiled_trees": False}
+    assert config["runtime"] == {"compute_threads": 1, "compiled_trees": False, "share_models": True}
 
 
 def test_project_config_files_are_read_when_no_file_is_named():

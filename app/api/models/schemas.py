@@ -83,6 +83,28 @@ class VersionSchema(ma.Schema):
     loaded = ma.fields.Boolean(metadata={"description": "Held in memory by the worker that answered."})
 
 
+class ModelMemorySchema(ma.Schema):
+    """How a loaded version's memory is shared between the workers of a machine, and its cost to this one."""
+
+    sharing = ma.fields.String(
+        required=True,
+        metadata={"description": "mapped_file: every worker maps one file; private: each worker has a copy."},
+    )
+    shared = ma.fields.Boolean(required=True, metadata={"description": "Whether the workers share this model."})
+    reason = ma.fields.String(allow_none=True, metadata={"description": "Why it is not shared."})
+    source = ma.fields.String(
+        metadata={"description": "smaps: measured from /proc/self/smaps; estimate: the pickled size at load."}
+    )
+    private_bytes = ma.fields.Integer(metadata={"description": "Bytes only the answering worker holds for it."})
+    shared_bytes = ma.fields.Integer(metadata={"description": "Its resident bytes other processes map too."})
+    pss_bytes = ma.fields.Integer(
+        metadata={"description": "The answering worker's proportional share (shared pages divided by their mappers)."}
+    )
+    mapped_bytes = ma.fields.Integer(metadata={"description": "Size of the mapped files (once per machine)."})
+    resident_bytes = ma.fields.Integer(metadata={"description": "Its bytes resident in the answering worker."})
+    files = ma.fields.List(ma.fields.String(), metadata={"description": "The mapped layout files."})
+
+
 class ModelSummarySchema(ma.Schema):
     name = ma.fields.String(required=True, metadata={"example": "iris_classifier"})
     version = ma.fields.Integer(required=True, metadata={"description": "The current version.", "example": 1})
@@ -98,6 +120,7 @@ class ModelSummarySchema(ma.Schema):
 
 class ModelInfoSchema(ModelSummarySchema):
     current = ma.fields.Boolean(metadata={"description": "Whether this version is the model's current one."})
+    memory = ma.fields.Nested(ModelMemorySchema, metadata={"description": "Measured in the answering worker."})
     model_class = ma.fields.String(allow_none=True, metadata={"example": "sklearn.LogisticRegression"})
     n_features = ma.fields.Integer(allow_none=True, metadata={"example": 4})
     feature_names = ma.fields.List(ma.fields.String(), allow_none=True)

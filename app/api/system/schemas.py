@@ -5,6 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from app.api.models.schemas import ModelMemorySchema
+
 CHECK_STATUS = validate.OneOf(["healthy", "degraded", "unhealthy"])
 
 
@@ -72,6 +74,17 @@ class StatusModelSchema(ma.Schema):
     loaded_at = ma.fields.String()
     prediction_count = ma.fields.Integer(metadata={"description": "Rows this worker predicted with it."})
     memory_bytes = ma.fields.Integer(metadata={"description": "Estimated memory the model holds."})
+    memory = ma.fields.Nested(ModelMemorySchema, metadata={"description": "Measured in the answering worker."})
+
+
+class WorkerModelMemorySchema(ma.Schema):
+    private_bytes = ma.fields.Integer(metadata={"description": "Model bytes only this worker holds."})
+    shared_bytes = ma.fields.Integer(metadata={"description": "Model bytes resident here that other workers map too."})
+    pss_bytes = ma.fields.Integer(metadata={"description": "This worker's proportional share of its models."})
+    source = ma.fields.String(metadata={"description": "smaps or estimate."})
+    mapped_layouts = ma.fields.List(
+        ma.fields.String(), metadata={"description": "Shared layout files this worker maps now, of any version."}
+    )
 
 
 class CountsSchema(ma.Schema):
@@ -105,6 +118,9 @@ class StatusSchema(ma.Schema):
         ma.fields.Nested(StatusModelSchema),
         required=True,
         metadata={"description": "Models held in memory by the worker that answered."},
+    )
+    model_memory = ma.fields.Nested(
+        WorkerModelMemorySchema, metadata={"description": "The answering worker's models' memory, in all."}
     )
     jobs = ma.fields.Nested(
         JobCountsSchema, allow_none=True, metadata={"description": "Batch jobs: queue depth and counts by state."}
