@@ -151,7 +151,9 @@ class LayoutStore:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise SharingUnavailable(f"another worker has been writing this layout for {LOCK_WAIT_S:.0f} s")
+                        raise SharingUnavailable(
+                            f"another worker has been writing this layout for {LOCK_WAIT_S:.0f} s"
+                        ) from None
                     time.sleep(0.05)
             yield
         finally:

@@ -6,9 +6,8 @@ import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from app import __version__, model_memory, system_stats
 from app.inference import utc_timestamp
