@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from app import hookimpl
-from app.adapters import ModelDescription
+from app.adapters import ModelDescription, ModelSharing
 
 
 def _model_class(module: Any, wanted: str | None) -> type:
@@ -63,6 +63,9 @@ class CustomModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.obj.predict(X))
+
+    def sharing(self) -> ModelSharing:
+        return ModelSharing.private("a custom model is Python objects in each worker's own memory")
 
     def describe(self) -> ModelDescription:
         obj, meta = self.obj, self.metadata

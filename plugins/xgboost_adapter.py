@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from app import hookimpl
-from app.adapters import AdapterSettings, ModelDescription
+from app.adapters import AdapterSettings, ModelDescription, ModelSharing
 
 CLASSIFIER_PREFIXES = ("binary:", "multi:")
 log = logging.getLogger("app.adapters.xgboost")
@@ -167,6 +167,12 @@ class XGBoostModel:
         else:
             index = self._predict_proba(X).argmax(axis=1)
         return np.asarray(self.classes, dtype=object)[index]
+
+    def sharing(self) -> ModelSharing:
+        return ModelSharing.private(
+            "XGBoost keeps its trees in the booster's own memory, which it cannot map from a file: "
+            "each worker holds its own copy"
+        )
 
     def describe(self) -> ModelDescription:
         names = self.booster.feature_names
