@@ -59,8 +59,11 @@ docs: install-test
 # var/bench/mlserver-venv on first use), wrk from Debian's package; about 12 minutes. Not part of
 # make test. OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (set on some machines for old OpenBLAS builds)
 # slow a current numpy: unset here only. BENCH_ARGS="--rounds 5 --duration 10" for longer runs.
+# Then bench.memory_sharing (docs/shared-memory.md): total PSS for 1, 2, 4, 8 workers, shared and
+# unshared, on a 176 MB forest trained once into var/bench/memory-sharing/; MEMORY_BENCH_ARGS adds options.
 bench: install-test
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench.run $(BENCH_ARGS)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench.memory_sharing $(MEMORY_BENCH_ARGS)
 
 # The spec's locust file (load_test.py), headless against a server already running (make serve in
 # another terminal), then locust's summary: requests, failures, p50 to p99, req/s. LOADTEST_HOST,

@@ -61,6 +61,7 @@ def compute_threads() -> list[dict[str, Any]]:
 
 def _models_and_memory(registry: ModelRegistry, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Each loaded model with its memory, and this worker's model memory in all (one read of smaps)."""
+    registry.state()  # follow the shared state first: a version deleted or replaced elsewhere leaves now
     mappings = model_memory.file_mappings()
     entries = [_model_entry(served, mappings) for served in registry.loaded_models()]
     shared_dir = Path(settings["registry"]["state_directory"]) / "shared-models"

@@ -177,8 +177,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"`{result['command']}`; model: {result['model']}.",
         "",
-        "| workers | shared: total PSS (MiB) | unshared: total PSS (MiB) | shared vs 1 worker | unshared vs 1 worker |",
-        "|---:|---:|---:|---:|---:|",
+        "| workers | shared: total PSS (MiB) | unshared: total PSS (MiB) | shared vs 1 shared worker "
+        "| unshared vs 1 unshared worker | shared vs 1 unshared worker |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     by = {(e["workers"], e["shared"]): e["total_pss_mib"] for e in result["memory"]}
     counts = sorted({e["workers"] for e in result["memory"]})
@@ -186,9 +187,11 @@ def markdown(result: dict[str, Any]) -> str:
     for workers in counts:
         shared, unshared = by.get((workers, True)), by.get((workers, False))
         lines.append(
-            f"| {workers} | {shared} | {unshared} | {shared / one[True]:.2f}x | {unshared / one[False]:.2f}x |"
+            f"| {workers} | {shared} | {unshared} | {shared / one[True]:.2f}x | {unshared / one[False]:.2f}x "
+            f"| {shared / one[False]:.2f}x |"
         )
-    lines += ["", f"Start-up to the first prediction (s): {result['startup']}.", ""]
+    lines += ["", f"The shared layout file: {result.get('layout_mib')} MiB (in the page cache once per machine).", ""]
+    lines += [f"Start-up to the first prediction (s): {result['startup']}.", ""]
     lines += [f"Answers on {CHECK_ROWS:,} rows: {result['answers']}.", ""]
     if result.get("speed"):
         lines.append(
@@ -223,6 +226,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="modelserve-sharing-") as tmp:
         root = Path(tmp)
         result["memory"] = memory_table(root, model_dir, args.workers, rows)
+        layouts = list(root.glob("shared-*/state/shared-models/*.forest"))
+        result["layout_mib"] = round(layouts[0].stat().st_size / 2**20, 1) if layouts else None
         result["startup"] = startup(root, model_dir, args.speed_workers)
         servers = {
             "shared": server(root, model_dir, True, args.speed_workers, "speed"),
