@@ -32,7 +32,12 @@ def register_adapters(settings: AdapterSettings) -> list[ModelAdapter]:
 
     Called once per worker by :func:`app.plugin_manager.build_plugin_manager`,
     before any model is loaded. ``settings`` carries the runtime options every
-    adapter must honour (the number of compute threads a model may use).
+    adapter must honour (the number of compute threads a model may use) and the
+    directory where an adapter may write files that every worker of the machine
+    maps (``shared_models_dir``; None when sharing is off). Whether and how a
+    loaded model's memory is shared, its model says through
+    :class:`app.adapters.SharedMemoryModel`; one that says nothing is private to
+    each worker.
 
     Return a list of objects that follow :class:`app.adapters.ModelAdapter`
     (an empty list is fine). Adapter names and the file suffixes they claim must

@@ -4,6 +4,7 @@ nothing still serves, reported private. Shared forests answer exactly as scikit-
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import joblib
@@ -157,3 +158,24 @@ def test_custom_models_say_they_are_private(tmp_path):
     path = write_custom_model(tmp_path / "models")
     model = build_plugin_manager(None, AdapterSettings()).adapters["custom"].load(path, {})
     assert model.sharing().mode == "private" and "custom model" in model.sharing().reason
+
+
+def test_eviction_and_idle_unload_unmap_the_layout(make_app, model_dir):
+    for seed in (1, 2):
+        forest_file(model_dir, RandomForestClassifier(8, random_state=seed), f"f{seed}")
+    app = make_app(models={"max_models": 2, "model_timeout": 3600})
+    client = app.test_client()
+    registry = app.extensions["modelserve"].registry
+    row = {"features": ROWS[0].tolist()}
+    assert client.post("/api/v1/predict/f1", json=row).status_code == 200
+    layout = client.get("/api/v1/models/f1/info").get_json()["memory"]["files"][0]
+    assert layout in client.get("/api/v1/status").get_json()["model_memory"]["mapped_layouts"]
+    # Two more models in a cache of two: f1 is the least recently used, and goes.
+    assert client.post("/api/v1/predict/f2", json=row).status_code == 200
+    assert client.post("/api/v1/predict/iris_xgboost", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
+    assert layout not in client.get("/api/v1/status").get_json()["model_memory"]["mapped_layouts"]
+    # Back on use (mapped again, not unpickled), then unloaded for idleness.
+    assert client.post("/api/v1/predict/f1", json=row).status_code == 200
+    assert layout in client.get("/api/v1/status").get_json()["model_memory"]["mapped_layouts"]
+    assert ("f1", 1) in registry.unload_idle(now=time.monotonic() + 7200)
+    assert layout not in client.get("/api/v1/status").get_json()["model_memory"]["mapped_layouts"]
