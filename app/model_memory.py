@@ -95,7 +95,7 @@ def mapped_layouts(directory: Path | None, mappings: dict[str, dict[str, int]] |
     if directory is None or mappings is None:
         return []
     root = str(directory.resolve())
-    return sorted(Path(path).name for path in mappings if path.startswith(root + "/"))
+    return sorted(Path(path).name for path in mappings if path.startswith(root + "/") and path.endswith(".forest"))
 
 
 def totals(memories: Iterable[dict[str, Any]]) -> dict[str, int]:

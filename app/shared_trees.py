@@ -159,6 +159,14 @@ class LayoutStore:
         finally:
             os.close(handle)
 
+    def discard(self, key: str) -> None:
+        """Remove a layout (damaged) and what a writer killed halfway left; call it holding :meth:`writing`.
+
+        Workers mapping the old file keep their mapping: unlinking never pulls pages from under them.
+        """
+        for path in (*self.paths(key), *self.directory.glob(f".{key[:16]}-*")):
+            path.unlink(missing_ok=True)
+
     def write(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         """Write the arrays end to end, then their description: a layout without one does not exist yet."""
         data, description = self.paths(key)

@@ -330,11 +330,20 @@ class SklearnAdapter:
 
         store = LayoutStore(self.settings.shared_models_dir)
         key = layout_key(metadata.get("sha256") or sha256_of(path), f"scikit-learn {version('scikit-learn')}")
-        mapped = store.find(key)
+        try:
+            mapped = store.find(key)
+        except SharingUnavailable as exc:  # damaged: written again below
+            log.warning("shared layout of %s refused (%s); writing it again", path.name, exc)
+            mapped = None
         if mapped is None:
             with store.writing(key):
-                mapped = store.find(key)
+                try:
+                    mapped = store.find(key)
+                except SharingUnavailable:
+                    store.discard(key)
+                    mapped = None
                 if mapped is None:
+                    store.discard(key)  # what a writer killed halfway left
                     estimator = self._load_estimator(path, metadata)
                     layout = _forest_layout(estimator)
                     if isinstance(layout, str):

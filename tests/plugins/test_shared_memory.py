@@ -101,8 +101,8 @@ def test_xgboost_and_custom_models_say_they_are_private(model_dir):
 
 
 @pytest.mark.parametrize("damage", ["child-backwards", "truncated", "feature-out-of-range"])
-def test_a_damaged_layout_is_refused_not_served(tmp_path, damage):
-    path, _ = forest_file(tmp_path / "models", RandomForestClassifier(5, random_state=0))
+def test_a_damaged_layout_is_refused_then_written_again(tmp_path, damage):
+    path, fitted = forest_file(tmp_path / "models", RandomForestClassifier(5, random_state=0))
     model = sklearn_adapter(tmp_path).load(path, {})
     layout = model.sharing().files[0]
     meta_path = layout.with_name(layout.name + ".json")
@@ -121,6 +121,10 @@ def test_a_damaged_layout_is_refused_not_served(tmp_path, damage):
     layout.write_bytes(bytes(data))
     with pytest.raises(SharingUnavailable):
         LayoutStore(layout.parent).find(layout.name.removesuffix(".forest"))
+    # The next load writes the layout again and serves it, shared and right.
+    again = sklearn_adapter(tmp_path).load(path, {})
+    assert again.sharing().mode == "mapped_file"
+    assert np.array_equal(again.predict_proba(ROWS), fitted.predict_proba(ROWS))
 
 
 def test_a_third_party_adapter_that_says_nothing_serves_unshared(make_app, model_dir, write_plugin):
