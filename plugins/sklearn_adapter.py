@@ -276,7 +276,7 @@ class SklearnAdapter:
         """joblib and pickle files run code when loaded; skops files do not."""
         return path.suffix.lower() != ".skops"
 
-    def load(self, path: Path, metadata: Mapping[str, Any]) -> SklearnModel | SharedForestModel:
+    def load(self, path: Path, metadata: Mapping[str, Any]) -> Any:
         estimator, private_because = None, "runtime.share_models is off"
         compiled_wanted = metadata.get("compiled_trees", self.settings.compiled_trees)
         if compiled_wanted:
@@ -316,7 +316,7 @@ class SklearnAdapter:
         _limit_jobs(estimator, self.settings.compute_threads)
         return estimator
 
-    def _load_shared(self, path: Path, metadata: Mapping[str, Any]) -> tuple[SharedForestModel | None, Any, str]:
+    def _load_shared(self, path: Path, metadata: Mapping[str, Any]) -> tuple[Any, Any, str]:
         """The forest's shared layout, written first from the estimator if no worker has it yet.
 
         Returns (the model, None, "") or, for an estimator with no shared layout,
@@ -326,6 +326,7 @@ class SklearnAdapter:
         from importlib.metadata import version
 
         from app.model_files import sha256_of
+        from app.shared_forests import SharedForestModel
         from app.shared_trees import LayoutStore, SharingUnavailable, layout_key, release_freed_memory
 
         store = LayoutStore(self.settings.shared_models_dir)
@@ -376,6 +377,7 @@ _SHARED_FORESTS = ("RandomForestClassifier", "ExtraTreesClassifier", "RandomFore
 def _forest_layout(estimator: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]] | str:
     """A forest's nodes and leaf values as :mod:`app.shared_trees` lays them out, or why it cannot be shared."""
     from app.compiled_trees import probe_rows
+    from app.shared_forests import layout_arrays
 
     kind = type(estimator).__name__
     if kind not in _SHARED_FORESTS or type(estimator).__module__.split(".")[0] != "sklearn":
@@ -387,31 +389,11 @@ def _forest_layout(estimator: Any) -> tuple[dict[str, np.ndarray], dict[str, Any
     classes = estimator.classes_ if classifier else None
     if classes is not None and classes.dtype.kind not in "iub" and not all(isinstance(c, str) for c in classes):
         return "only classes that are integers or strings are kept in a shared layout"
-    counts = np.array([tree.node_count for tree in trees], dtype=np.int64)
-    ends = np.cumsum(counts)
-    roots = ends - counts
-    offset = np.repeat(roots, counts).astype(np.int64)
-
-    def children(name: str) -> np.ndarray:
-        raw = np.concatenate([getattr(tree, name) for tree in trees]).astype(np.int64)
-        return np.where(raw >= 0, raw + offset, -1)
-
     n_outputs = int(estimator.n_classes_) if classifier else 1
     n_features = int(estimator.n_features_in_)
     rows = probe_rows(n_features)
     quiet = SklearnModel(estimator).predict_proba if classifier else SklearnModel(estimator).predict
-    arrays = {
-        "roots": roots,
-        "ends": ends,
-        "left": children("children_left"),
-        "right": children("children_right"),
-        "feature": np.concatenate([np.maximum(tree.feature, 0) for tree in trees]),
-        "threshold": np.concatenate([tree.threshold for tree in trees]),
-        "missing_left": np.concatenate([_missing_left(tree) for tree in trees]),
-        "value": np.concatenate([tree.value[:, 0, :n_outputs] for tree in trees]),
-        "probe_rows": rows,
-        "probe_outputs": np.asarray(quiet(rows), dtype=np.float64),
-    }
+    arrays = layout_arrays(trees, n_outputs, rows, np.asarray(quiet(rows), dtype=np.float64))
     names = getattr(estimator, "feature_names_in_", None)
     meta = {
         "model_class": _qualified_name(estimator),
@@ -423,48 +405,6 @@ def _forest_layout(estimator: Any) -> tuple[dict[str, np.ndarray], dict[str, Any
         "trees": len(trees),
     }
     return arrays, meta
-
-
-def _missing_left(tree: Any) -> np.ndarray:
-    found = getattr(tree, "missing_go_to_left", None)
-    return np.asarray(found, dtype=np.uint8) if found is not None else np.zeros(tree.node_count, dtype=np.uint8)
-
-
-class SharedForestModel:
-    """A forest served from the layout every worker maps (see :mod:`app.shared_trees`): no estimator here."""
-
-    def __init__(self, mapped: Any):
-        meta = mapped.meta
-        self._mapped = mapped
-        self._meta = meta
-        dtype = meta.get("classes_dtype") or object
-        self.classes = np.asarray(meta["classes"], dtype=dtype) if meta.get("classes") is not None else None
-        self.kernel = mapped.kernel
-        if self.classes is not None:
-            self.predict_proba = mapped.predict  # class fractions averaged over the trees
-
-    def predict_with_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        proba = self._mapped.predict(X)
-        return self.classes.take(proba.argmax(axis=1)), proba
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        if self.classes is None:
-            return self._mapped.predict(X)
-        return self.predict_with_proba(X)[0]
-
-    def sharing(self) -> ModelSharing:
-        return ModelSharing("mapped_file", (self._mapped.path,))
-
-    def describe(self) -> ModelDescription:
-        meta = self._meta
-        return ModelDescription(
-            model_class=meta["model_class"],
-            task="classification" if self.classes is not None else "regression",
-            n_features=meta["n_features"],
-            feature_names=meta.get("feature_names"),
-            classes=list(self.classes) if self.classes is not None else None,
-            extra={"kernel": self.kernel, "trees": meta.get("trees")},
-        )
 
 
 @hookimpl
