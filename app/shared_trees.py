@@ -170,6 +170,8 @@ class LayoutStore:
     def write(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         """Write the arrays end to end, then their description: a layout without one does not exist yet."""
         data, description = self.paths(key)
+        if len(arrays["left"]) >= 2**31:
+            raise SharingUnavailable("the forest has more nodes than the layout's 32-bit indices reach")
         placed: dict[str, list[Any]] = {}
         handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{key[:16]}-")
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from app.inference import utc_timestamp
 from app.metrics import Metrics
 from app.registry import ModelRegistry
 from app.registry.info import memory_of
+
+log = logging.getLogger(__name__)
 
 #: A configuration key containing one of these words holds a secret.
 SECRET_WORDS = ("secret", "password", "token", "key")
@@ -61,7 +64,10 @@ def compute_threads() -> list[dict[str, Any]]:
 
 def _models_and_memory(registry: ModelRegistry, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Each loaded model with its memory, and this worker's model memory in all (one read of smaps)."""
-    registry.state()  # follow the shared state first: a version deleted or replaced elsewhere leaves now
+    try:
+        registry.state()  # follow the shared state first: a version deleted or replaced elsewhere leaves now
+    except Exception:  # the store is down: what this worker holds is still worth reporting
+        log.warning("status: the shared state could not be read; reporting this worker's models as they are")
     mappings = model_memory.file_mappings()
     entries = [_model_entry(served, mappings) for served in registry.loaded_models()]
     shared_dir = Path(settings["registry"]["state_directory"]) / "shared-models"
