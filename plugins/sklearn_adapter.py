@@ -320,8 +320,9 @@ class SklearnAdapter:
         """The forest's shared layout, written first from the estimator if no worker has it yet.
 
         Returns (the model, None, "") or, for an estimator with no shared layout,
-        (None, the estimator, why). A worker that finds the layout never unpickles the file. The one that writes it
-        drops the estimator afterwards, so its memory leaves this worker too.
+        (None, the estimator, why). A worker that finds the layout never unpickles
+        the file; the one that writes it drops the estimator afterwards. Workers
+        wait for each other only over a file that may hold a forest.
         """
         from importlib.metadata import version
 
@@ -336,21 +337,27 @@ class SklearnAdapter:
         except SharingUnavailable as exc:  # damaged: written again below
             log.warning("shared layout of %s refused (%s); writing it again", path.name, exc)
             mapped = None
+        estimator = None
+        if mapped is None and not _may_hold_a_forest(path):
+            estimator = self._load_estimator(path, metadata)
+            reason = _why_not_shared(estimator)
+            if reason:
+                return None, estimator, reason
         if mapped is None:
             with store.writing(key):
                 try:
                     mapped = store.find(key)
                 except SharingUnavailable:
-                    store.discard(key)
                     mapped = None
                 if mapped is None:
-                    store.discard(key)  # what a writer killed halfway left
-                    estimator = self._load_estimator(path, metadata)
-                    layout = _forest_layout(estimator)
-                    if isinstance(layout, str):
-                        return None, estimator, layout
-                    store.write(key, *layout)
-                    del estimator, layout
+                    store.discard(key)  # a damaged layout, or what a writer killed halfway left
+                    if estimator is None:
+                        estimator = self._load_estimator(path, metadata)
+                    reason = _why_not_shared(estimator)
+                    if reason:
+                        return None, estimator, reason
+                    store.write(key, *_forest_layout(estimator))
+                    estimator = None
                     release_freed_memory()
                     mapped = store.find(key)
         if mapped is None or not mapped.agrees_with_estimator():
@@ -374,21 +381,33 @@ class SklearnAdapter:
 _SHARED_FORESTS = ("RandomForestClassifier", "ExtraTreesClassifier", "RandomForestRegressor", "ExtraTreesRegressor")
 
 
-def _forest_layout(estimator: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]] | str:
-    """A forest's nodes and leaf values as :mod:`app.shared_trees` lays them out, or why it cannot be shared."""
-    from app.compiled_trees import probe_rows
-    from app.shared_forests import layout_arrays
+def _may_hold_a_forest(path: Path) -> bool:
+    """Whether a file may hold a scikit-learn forest, from its first bytes (a compressed file: maybe)."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    return not head.startswith(b"\x80") or b"sklearn.ensemble._forest" in head
 
-    kind = type(estimator).__name__
-    if kind not in _SHARED_FORESTS or type(estimator).__module__.split(".")[0] != "sklearn":
+
+def _why_not_shared(estimator: Any) -> str:
+    """Why the estimator has no shared layout ("" when it has one)."""
+    if type(estimator).__name__ not in _SHARED_FORESTS or type(estimator).__module__.split(".")[0] != "sklearn":
         return f"only scikit-learn forests have a shared layout, and this is a {_qualified_name(estimator)}"
     if getattr(estimator, "n_outputs_", 1) != 1:
         return "a multi-output forest has no shared layout"
+    classes = getattr(estimator, "classes_", None)
+    if classes is not None and classes.dtype.kind not in "iub" and not all(isinstance(c, str) for c in classes):
+        return "only classes that are integers or strings are kept in a shared layout"
+    return ""
+
+
+def _forest_layout(estimator: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A forest's nodes and leaf values as :mod:`app.shared_trees` lays them out (:func:`_why_not_shared` is "")."""
+    from app.compiled_trees import probe_rows
+    from app.shared_forests import layout_arrays
+
     trees = [tree.tree_ for tree in estimator.estimators_]
     classifier = hasattr(estimator, "classes_")
     classes = estimator.classes_ if classifier else None
-    if classes is not None and classes.dtype.kind not in "iub" and not all(isinstance(c, str) for c in classes):
-        return "only classes that are integers or strings are kept in a shared layout"
     n_outputs = int(estimator.n_classes_) if classifier else 1
     n_features = int(estimator.n_features_in_)
     rows = probe_rows(n_features)

@@ -89,6 +89,7 @@ def test_models_without_a_layout_stay_private_and_say_why(tmp_path, model_dir):
     model = adapter.load(model_dir / "iris_classifier.joblib", {})
     sharing = model.sharing()
     assert sharing.mode == "private" and "LogisticRegression" in sharing.reason
+    assert not list((tmp_path / "shared").glob("*.lock"))  # a file that cannot hold a forest waits for nobody
     path, _ = forest_file(tmp_path / "models", RandomForestClassifier(5, random_state=0))
     assert "share_memory: false" in adapter.load(path, {"share_memory": False}).sharing().reason
     assert "share_models is off" in sklearn_adapter(tmp_path, shared=False).load(path, {}).sharing().reason
