@@ -124,7 +124,13 @@ def test_a_swap_under_load_frees_the_old_version_in_every_worker(forests):
         for thread in threads:
             thread.join()
     assert set(outcomes) == {"ok"}, outcomes
-    new = srv.get("/api/v1/models/grove/info").json()["memory"]["files"][0]
+    # The version loaded over the API is shared in every worker too (info loads it where it is not yet).
+    # (a worker is counted once another one maps the pages it maps: they are then shared)
+    infos = each_worker(
+        srv, "/api/v1/models/grove/info", accept=lambda body: body["version"] == 2 and body["memory"]["shared_bytes"]
+    )
+    assert {info["memory"]["sharing"] for info in infos.values()} == {"mapped_file"}
+    (new,) = {info["memory"]["files"][0] for info in infos.values()}
     assert new != old
     # Every worker has followed the swap (a status request syncs it) and maps the old layout no more.
     statuses = each_worker(srv, "/api/v1/status", accept=lambda body: old not in body["model_memory"]["mapped_layouts"])
