@@ -20,8 +20,9 @@ loaded only when its sha256 matches (:mod:`app.native_trees_cache`). The kernel
 repeats scikit-learn's arithmetic exactly: features rounded to float32,
 ``x <= threshold`` in double, leaf values added tree after tree, then divided by
 the tree count; an adapter still checks its answers against the estimator's own
-(kept in the file) before serving. Without a C compiler nothing is shared and the
-adapter serves its private copy, saying why.
+(kept in the file) before serving. Without a C compiler (the production image has
+none) NumPy walks the same layout with the same arithmetic: still shared, slower
+on big batches.
 
 A layout is checked before it is served: every child index points forward inside
 its own tree, so a damaged file can neither read outside the mapping nor loop.
@@ -34,6 +35,7 @@ import ctypes
 import fcntl
 import hashlib
 import json
+import logging
 import mmap
 import os
 import tempfile
@@ -53,6 +55,7 @@ ALIGN = 64
 #: How long a worker waits for another one writing the same layout (a big forest takes seconds).
 LOCK_WAIT_S = 120.0
 CFLAGS = ("-O2", "-std=c99", "-fPIC", "-fvisibility=hidden")
+log = logging.getLogger("app.shared_trees")
 
 #: The arrays of a layout, in file order, with their element types.
 ARRAYS = {
@@ -137,7 +140,7 @@ class LayoutStore:
             return None
         except (OSError, ValueError) as exc:
             raise SharingUnavailable(f"{description.name} is not readable ({exc})") from exc
-        return MappedForest(data, meta, kernel(self.directory / "kernels"))
+        return MappedForest(data, meta, compiled_kernel(self.directory / "kernels"))
 
     @contextlib.contextmanager
     def writing(self, key: str) -> Iterator[None]:
@@ -201,9 +204,9 @@ class MappedForest:
 
     ``predict`` returns (rows, outputs) float64: class fractions averaged over
     the trees (classifiers), or a (rows,) mean for a single-output regressor.
+    ``library`` is the compiled kernel's entry point, or None: NumPy walks the
+    nodes instead, with the same arithmetic (slower on big batches).
     """
-
-    kernel = "shared-forest"
 
     def __init__(self, path: Path, description: Mapping[str, Any], library: Any):
         self.path = path
@@ -222,6 +225,7 @@ class MappedForest:
         self.outputs = int(a["value"].shape[1])
         self._single = bool(self.meta.get("single_output"))
         self._library = library
+        self.kernel = "shared-forest" if library is not None else "shared-forest-numpy"
         self._fixed = (
             len(a["roots"]),
             *(a[name].ctypes.data for name in ("roots", "left", "right", "feature", "threshold", "missing_left")),
@@ -261,8 +265,11 @@ class MappedForest:
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got shape {X.shape}")
-        out = np.empty((X.shape[0], self.outputs), dtype=np.float64)
-        self._library(X.ctypes.data, X.shape[0], X.shape[1], *self._fixed, out.ctypes.data)
+        if self._library is None:
+            out = _walk(self.arrays, X)
+        else:
+            out = np.empty((X.shape[0], self.outputs), dtype=np.float64)
+            self._library(X.ctypes.data, X.shape[0], X.shape[1], *self._fixed, out.ctypes.data)
         return out[:, 0] if self._single else out
 
     def agrees_with_estimator(self) -> bool:
@@ -272,19 +279,43 @@ class MappedForest:
         return bool(np.array_equal(got.reshape(expected.shape), expected))
 
 
+def _walk(a: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """:data:`KERNEL_SOURCE`'s arithmetic in NumPy: every (row, tree) pair steps down a level per pass."""
+    X32 = X.astype(np.float32)
+    rows, trees = X.shape[0], len(a["roots"])
+    left, right, feature, threshold, missing = (a[n] for n in ("left", "right", "feature", "threshold", "missing_left"))
+    node = np.repeat(a["roots"][None, :], rows, axis=0)
+    row = np.repeat(np.arange(rows)[:, None], trees, axis=1)
+    inner = left[node] >= 0
+    while inner.any():
+        at = node[inner]
+        x = X32[row[inner], feature[at]].astype(np.float64)
+        go_left = np.where(np.isnan(x), missing[at] != 0, x <= threshold[at])
+        node[inner] = np.where(go_left, left[at], right[at])
+        inner = left[node] >= 0
+    leaves = a["value"][node]  # (rows, trees, outputs)
+    out = np.zeros((rows, leaves.shape[2]), dtype=np.float64)
+    for tree in range(trees):  # tree after tree, as the C kernel and scikit-learn add them
+        out += leaves[:, tree, :]
+    if trees > 1:
+        out /= trees
+    return out
+
+
 _KERNELS: dict[str, Any] = {}
 
 
-def kernel(directory: Path) -> Any:
-    """The compiled kernel's entry point (built once per machine, loaded once per process)."""
+def compiled_kernel(directory: Path) -> Any:
+    """The compiled kernel's entry point (built once per machine, loaded once per process); None without it."""
     key = hashlib.sha256(json.dumps([FORMAT, CFLAGS, KERNEL_SOURCE]).encode()).hexdigest()
-    found = _KERNELS.get(key)
-    if found is not None:
-        return found
+    if key in _KERNELS:
+        return _KERNELS[key]
     try:
         path = LibraryCache(directory).library(key, _build_kernel)
     except NativeUnavailable as exc:
-        raise SharingUnavailable(f"the shared-forest kernel cannot be built: {exc}") from exc
+        log.warning("shared forests: no compiled kernel (%s): NumPy walks the shared layouts", exc)
+        _KERNELS[key] = None
+        return None
     function = ctypes.CDLL(str(path)).modelserve_forest_predict
     function.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64] + [ctypes.c_void_p] * 7
     function.argtypes += [ctypes.c_int64, ctypes.c_void_p]

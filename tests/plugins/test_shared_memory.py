@@ -184,3 +184,20 @@ def test_eviction_and_idle_unload_unmap_the_layout(make_app, model_dir):
     assert layout in client.get("/api/v1/status").get_json()["model_memory"]["mapped_layouts"]
     assert ("f1", 1) in registry.unload_idle(now=time.monotonic() + 7200)
     assert layout not in client.get("/api/v1/status").get_json()["model_memory"]["mapped_layouts"]
+
+
+@pytest.mark.parametrize("regression", [False, True], ids=["classifier", "regressor"])
+def test_without_a_c_compiler_numpy_walks_the_shared_layout_exactly(tmp_path, monkeypatch, regression):
+    from app import shared_trees
+
+    monkeypatch.setattr(shared_trees, "_KERNELS", {})
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    estimator = RandomForestRegressor(12, random_state=0) if regression else RandomForestClassifier(12, random_state=0)
+    path, fitted = forest_file(tmp_path / "models", estimator, regression=regression)
+    model = sklearn_adapter(tmp_path).load(path, {})
+    assert model.sharing().mode == "mapped_file" and model.describe().extra["kernel"] == "shared-forest-numpy"
+    if regression:
+        assert np.array_equal(model.predict(ROWS), fitted.predict(ROWS))
+    else:
+        assert np.array_equal(model.predict_proba(ROWS), fitted.predict_proba(ROWS))
+        assert np.array_equal(model.predict_proba(ROWS[:1]), fitted.predict_proba(ROWS[:1]))
