@@ -19,6 +19,7 @@ from app.api.system.schemas import HealthSchema, LivenessSchema, ReadinessSchema
 from app.extensions import ModelServeBlueprint
 from app.health import UNHEALTHY, health_report, readiness_report
 from app.inference import utc_timestamp
+from app.jobs.errors import JobStoreUnavailable
 from app.security.policy import public, requires
 from app.services import services
 from app.status import status_report
@@ -33,8 +34,12 @@ METRICS_DOC = {
 
 
 def job_counts() -> dict[str, int] | None:
+    """Jobs by state; None without jobs, or while the job store does not answer (the metrics still do)."""
     jobs = services().jobs
-    return jobs.counts_by_state() if jobs is not None else None
+    try:
+        return jobs.counts_by_state() if jobs is not None else None
+    except JobStoreUnavailable:
+        return None
 
 
 def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = False) -> ModelServeBlueprint:
@@ -56,7 +61,7 @@ def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = 
         def get(self) -> tuple[dict[str, Any], int]:
             """Health in the spec's shape: state store, models, memory, disk (healthy/degraded 200, unhealthy 503)."""
             svc = services()
-            report = health_report(svc.registry, svc.config)
+            report = health_report(svc.registry, svc.config, svc.dependencies())
             return report, 503 if report["status"] == UNHEALTHY else 200
 
     @blp.route(f"{health_path}/live")
