@@ -183,6 +183,8 @@ def test_redis_lost_under_load_degrades_and_recovers(tmp_path):
                 assert_error(limited, 429)
                 assert int(limited.headers["Retry-After"]) >= 0 and limited.headers["X-RateLimit-Limit"] == "3"
 
+                status = server.get("/api/v1/status", headers=admin)
+                assert status.status_code == 200 and status.json()["jobs"] is None, status.text  # jobs unknown now
                 metrics = server.get("/api/v1/metrics").text
                 assert "rate_limit_storage_up 0.0" in metrics, metrics[-2000:]
                 poll_until(  # an outage of some seconds: each worker retries Redis once a second meanwhile

@@ -19,10 +19,9 @@ from app.api.system.schemas import HealthSchema, LivenessSchema, ReadinessSchema
 from app.extensions import ModelServeBlueprint
 from app.health import UNHEALTHY, health_report, readiness_report
 from app.inference import utc_timestamp
-from app.jobs.errors import JobStoreUnavailable
 from app.security.policy import public, requires
 from app.services import services
-from app.status import status_report
+from app.status import job_counts, status_report
 
 STATUS_PATH = "/api/v1/status"
 METRICS_DOC = {
@@ -31,15 +30,6 @@ METRICS_DOC = {
         "content": {"text/plain": {"schema": {"type": "string"}}},
     }
 }
-
-
-def job_counts() -> dict[str, int] | None:
-    """Jobs by state; None without jobs, or while the job store does not answer (the metrics still do)."""
-    jobs = services().jobs
-    try:
-        return jobs.counts_by_state() if jobs is not None else None
-    except JobStoreUnavailable:
-        return None
 
 
 def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = False) -> ModelServeBlueprint:
