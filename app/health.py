@@ -5,7 +5,8 @@ services in use (Redis), the models this worker holds, memory and disk
 against the ``health`` thresholds; only ``unhealthy`` is a 503. A lost Redis
 is ``degraded``: predictions are still served from the last state read.
 Readiness (``/ready``) is what a load balancer should route by: this worker
-knows which models to serve (it read the shared state at least once), and the
+knows which models to serve (it warmed up from the shared state, or from the
+copy this machine saved while Redis is away), and the
 default model (and every model in ``health.required_models``) is loaded in
 this worker and predicts a trial row right now. A lost Redis leaves a serving
 worker ready: every replica shares that Redis, and taking them all out of the
@@ -90,7 +91,7 @@ def health_report(
 
 def database_status(registry: ModelRegistry) -> str:
     """healthy: the state store answers; degraded: it does not, and this worker serves the state it read
-    last; unhealthy: it does not, and this worker never read the state (it cannot know what to serve)."""
+    last (or the copy this machine saved); unhealthy: it does not, and this worker has no state to serve."""
     if registry.store.ping():
         return HEALTHY
     return DEGRADED if registry.warmed else UNHEALTHY

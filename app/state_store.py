@@ -28,6 +28,8 @@ from app.dependencies import Outage, address_of, redis_options
 from app.desired_state import DesiredState, utc_now
 from app.errors import ServiceUnavailable
 from app.sqlite_files import ThreadConnections
+from app.state_snapshot import FILE_NAME as SAVED_STATE_FILE
+from app.state_snapshot import SavedState
 
 T = TypeVar("T")
 
@@ -74,6 +76,10 @@ class StateStore(Protocol):
 
     def restore(self, state: DesiredState) -> bool:
         """Write ``state`` back if the store holds an older generation (it lost its data); True if written."""
+        ...
+
+    def last_saved(self) -> DesiredState | None:
+        """A copy of the state kept outside the store, to serve when the store cannot be read at start-up."""
         ...
 
     def ping(self) -> bool: ...
@@ -147,6 +153,9 @@ class SQLiteStateStore:
         keys = ("at", "actor", "action", "target", "outcome")
         return [{**dict(zip(keys, row[:5], strict=True)), "details": json.loads(row[5])} for row in rows], total
 
+    def last_saved(self) -> DesiredState | None:
+        return None  # the file is the store: nothing to fall back on
+
     def restore(self, state: DesiredState) -> bool:
         conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
@@ -183,7 +192,9 @@ class RedisStateStore:
 
     MAX_RETRIES = 100
 
-    def __init__(self, url: str, prefix: str = "modelserve", audit_max: int = 10_000):
+    def __init__(
+        self, url: str, prefix: str = "modelserve", audit_max: int = 10_000, saved: SavedState | None = None
+    ):
         import redis
 
         self._redis = redis.Redis.from_url(url, **redis_options())
@@ -193,6 +204,7 @@ class RedisStateStore:
         self._generation_key = f"{prefix}:generation"
         self._audit_key = f"{prefix}:audit"
         self._audit_max = audit_max
+        self._saved = saved
         self.dependency = Outage(
             "redis",
             address_of(url),
@@ -214,7 +226,14 @@ class RedisStateStore:
     def read(self) -> DesiredState:
         with self._reachable():
             doc, generation = self._redis.mget(self._state_key, self._generation_key)
-        return DesiredState.from_json(json.loads(doc) if doc else None, int(generation or 0))
+        state = DesiredState.from_json(json.loads(doc) if doc else None, int(generation or 0))
+        if self._saved is not None and state.generation:
+            self._saved.save(state)
+        return state
+
+    def last_saved(self) -> DesiredState | None:
+        """The state this machine read last (for a worker that starts while Redis is unreachable)."""
+        return self._saved.load() if self._saved is not None else None
 
     def transact(self, change: Callable[[DesiredState], T]) -> T:
         import redis
@@ -289,7 +308,8 @@ class RedisStateStore:
 
 def build_state_store(registry_config: dict[str, Any]) -> StateStore:
     if registry_config["backend"] == "redis":
-        return RedisStateStore(registry_config["redis_url"], registry_config["redis_prefix"])
+        saved = SavedState(Path(registry_config["state_directory"]) / SAVED_STATE_FILE)
+        return RedisStateStore(registry_config["redis_url"], registry_config["redis_prefix"], saved=saved)
     return SQLiteStateStore(Path(registry_config["state_directory"]))
 
 

@@ -88,7 +88,10 @@ class ServingRegistry:
     def _warm(self) -> None:
         if self.auto_load:
             self.sync(force=True)  # trusted files and earlier registrations
-            self._prepared = register_directory(self.loader, self.store, self.audit_trail, self._shared.state)
+            try:
+                self._prepared = register_directory(self.loader, self.store, self.audit_trail, self._shared.state)
+            except StateStoreUnavailable:  # serving a saved copy: files are registered by a worker that can
+                log.warning("the model directory was not registered: the registry's shared state is unreachable")
         self.sync(force=True)
         state = self._shared.state
         wanted = [state.resolve(DEFAULT_ALIAS, self.default_model)]

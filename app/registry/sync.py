@@ -35,8 +35,9 @@ class StateFollower:
 
         While the store is unreachable this keeps the state it read last (and
         tries the store again at most once a second): requests are served as
-        before the outage. A forced read (warm-up), or a worker that never read
-        the state, raises :class:`~app.state_store.StateStoreUnavailable`. A store whose
+        before the outage. A worker that never read the state serves the copy
+        this machine saved last (:mod:`app.state_snapshot`), and raises
+        :class:`~app.state_store.StateStoreUnavailable` without one. A store whose
         generation went backwards lost its data (a Redis restarted empty): the
         state read last is written back rather than forgotten.
         """
@@ -53,9 +54,17 @@ class StateFollower:
         except StateStoreUnavailable as exc:
             if outage is not None:
                 outage.failed(exc.__cause__ or exc)
-            if force or self.state.generation < 0:
+            if self.state.generation >= 0:
+                return None
+            saved = self.store.last_saved()
+            if saved is None:
                 raise
-            return None
+            log.warning(
+                "the registry's shared state is unreachable: serving the copy saved at generation %d until it answers",
+                saved.generation,
+            )
+            self.state = saved
+            return saved
         if outage is not None:
             outage.answered()
         return changed

@@ -28,7 +28,9 @@ def clock(monkeypatch):
 
 def registry_on(redis: RedisServer, tmp_path: Path, model_dir: Path) -> ModelRegistry:
     models = ModelsSection().load({"model_directory": str(model_dir), "model_timeout": 0})
-    config = RegistrySection().load({"backend": "redis", "redis_url": redis.url(), "redis_prefix": "outage"})
+    config = RegistrySection().load(
+        {"backend": "redis", "redis_url": redis.url(), "redis_prefix": "outage", "state_directory": str(tmp_path)}
+    )
     plugins = build_plugin_manager(tmp_path / "plugins", AdapterSettings())
     return ModelRegistry(build_state_store(config), plugins, models)
 
@@ -58,7 +60,26 @@ def test_serves_the_last_state_refuses_changes_and_restores_an_emptied_redis(tmp
         registry.set_alias("other", "iris_xgboost", None)  # changes work again
 
 
-def test_a_worker_that_starts_without_its_redis_answers_503_until_it_returns(tmp_path, model_dir, clock):
+def test_a_worker_that_starts_during_the_outage_serves_the_state_saved_on_this_machine(tmp_path, model_dir, clock):
+    with RedisServer(tmp_path / "redis") as redis:
+        first = registry_on(redis, tmp_path, model_dir)
+        first.set_alias("stable", "iris_xgboost", None)
+        assert first.get("stable").name == "iris_xgboost"  # read the new generation: saved
+        redis.kill()
+        replacement = registry_on(redis, tmp_path, model_dir)  # a worker gunicorn starts in place of a killed one
+        replacement.warm()
+        assert replacement.warmed
+        assert replacement.get("stable").name == "iris_xgboost"
+        assert replacement.get("default").model.predict(ROW).tolist() == [0]
+        with pytest.raises(StateStoreUnavailable):
+            replacement.set_alias("other", "iris_xgboost", None)
+        redis.start()  # empty: the replacement writes its saved copy back
+        clock[0] += dependencies.RETRY_EVERY_SECONDS
+        assert replacement.get("stable").name == "iris_xgboost"
+        assert set(replacement.store.read().aliases) == {"stable"}
+
+
+def test_a_worker_that_starts_without_redis_or_a_saved_state_answers_503_until_it_returns(tmp_path, model_dir, clock):
     redis = RedisServer(tmp_path / "redis")  # not started
     registry = registry_on(redis, tmp_path, model_dir)
     registry.warm()  # gunicorn's post_worker_init: must not raise, or gunicorn stops every worker
