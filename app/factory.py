@@ -167,7 +167,9 @@ def build_rate_limits(svc: Services) -> Any:
         if metrics is not None:
             metrics.observe_rate_limit_rejection(endpoint_label())
 
-    return build(svc.config["security"], breached)
+    state_directory = Path(svc.config["registry"]["state_directory"])
+    on_change = metrics.observe_rate_limit_storage if metrics is not None else None
+    return build(svc.config["security"], breached, state_directory, on_change)
 
 
 def register_jobs(app: Flask, svc: Services) -> None:

@@ -1,17 +1,22 @@
 """Health and readiness, answered truthfully.
 
-Health (``GET /api/v1/health``) reports the state store, the models this
-worker holds, memory and disk against the ``health`` thresholds; only
-``unhealthy`` is a 503. Readiness (``/ready``) is stricter and is what a load
-balancer should route by: the state store answers, and the default model (and
-every model in ``health.required_models``) is loaded in this worker and
-predicts a trial row right now.
+Health (``GET /api/v1/health``) reports the state store, the external
+services in use (Redis), the models this worker holds, memory and disk
+against the ``health`` thresholds; only ``unhealthy`` is a 503. A lost Redis
+is ``degraded``: predictions are still served from the last state read.
+Readiness (``/ready``) is what a load balancer should route by: this worker
+knows which models to serve (it warmed up from the shared state, or from the
+copy this machine saved while Redis is away), and the
+default model (and every model in ``health.required_models``) is loaded in
+this worker and predicts a trial row right now. A lost Redis leaves a serving
+worker ready: every replica shares that Redis, and taking them all out of the
+load balancer would turn a degraded service into none.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +24,15 @@ import numpy as np
 from werkzeug.exceptions import HTTPException
 
 from app import __version__, system_stats
+from app.dependencies import Outage
 from app.errors import ServiceUnavailable
 from app.inference import feature_names_of, utc_timestamp
 from app.registry import ModelRegistry, ServedModel
 
 log = logging.getLogger(__name__)
+
+#: An external service and a check that asks it now.
+Dependency = tuple[Outage, Callable[[], bool]]
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 _SEVERITY = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -44,13 +53,22 @@ def by_threshold(used_percent: float, degraded: float, unhealthy: float) -> str:
     return HEALTHY
 
 
-def health_report(registry: ModelRegistry, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec's health body: ``status`` is the worst of the checks."""
+def health_report(
+    registry: ModelRegistry, settings: Mapping[str, Any], dependencies: Sequence[Dependency] = ()
+) -> dict[str, Any]:
+    """The spec's health body: ``status`` is the worst of the checks.
+
+    ``dependencies`` are the external services in use (Redis), each asked now:
+    one that does not answer makes the server ``degraded`` (it still serves)
+    and is named in ``checks.dependencies``.
+    """
     limits = settings["health"]
     memory = round(system_stats.memory_used_percent(), 1)
     disk = round(system_stats.disk_used_percent(_existing(Path(settings["registry"]["state_directory"]))), 1)
+    external = [outage.report(reachable=check()) for outage, check in dependencies]
     checks = {
-        "database": HEALTHY if registry.store.ping() else UNHEALTHY,
+        "database": database_status(registry),
+        "dependencies": external,
         "models": _models_check(registry),
         "memory": {
             "used_percent": memory,
@@ -61,8 +79,22 @@ def health_report(registry: ModelRegistry, settings: Mapping[str, Any]) -> dict[
             "status": by_threshold(disk, limits["disk_degraded_percent"], limits["disk_unhealthy_percent"]),
         },
     }
-    status = worst(checks["database"], checks["models"]["status"], checks["memory"]["status"], checks["disk"]["status"])
+    status = worst(
+        checks["database"],
+        checks["models"]["status"],
+        checks["memory"]["status"],
+        checks["disk"]["status"],
+        *(DEGRADED for dependency in external if dependency["status"] != HEALTHY),
+    )
     return {"status": status, "timestamp": utc_timestamp(), "checks": checks, "version": __version__}
+
+
+def database_status(registry: ModelRegistry) -> str:
+    """healthy: the state store answers; degraded: it does not, and this worker serves the state it read
+    last (or the copy this machine saved); unhealthy: it does not, and this worker has no state to serve."""
+    if registry.store.ping():
+        return HEALTHY
+    return DEGRADED if registry.warmed else UNHEALTHY
 
 
 def _models_check(registry: ModelRegistry) -> dict[str, Any]:
@@ -87,9 +119,9 @@ def _existing(path: Path) -> Path:
 def readiness_report(registry: ModelRegistry, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Return the ready body, or raise :class:`ServiceUnavailable` naming every reason."""
     problems: list[str] = []
-    database = HEALTHY if registry.store.ping() else UNHEALTHY
-    if database != HEALTHY:
-        problems.append("the state store is unreachable")
+    database = database_status(registry)
+    if database == UNHEALTHY:
+        problems.append("the state store is unreachable and this worker has not read the state yet")
     models: list[dict[str, Any]] = []
     for requested in dict.fromkeys([DEFAULT_MODEL, *settings["health"]["required_models"]]):
         try:

@@ -97,6 +97,18 @@ class Metrics:
         self.rate_limit_rejections = Counter(
             "rate_limit_rejections_total", "Requests refused by the rate limiter (429).", ["endpoint"], registry=r
         )
+        self.rate_limit_storage_up = Gauge(
+            "rate_limit_storage_up",
+            "0 while a worker counts rate limits alone because their Redis is unreachable (the lowest worker's value).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.rate_limit_storage_up.set(1)
+        self.rate_limit_storage_outages = Counter(
+            "rate_limit_storage_outages_total",
+            "Times a worker lost the rate limits' Redis and fell back to counting alone.",
+            registry=r,
+        )
         self._models: set[str] = set()
         #: Labelled children by label values: ``labels()`` validates and locks on every call.
         self._children: dict[tuple, Any] = {}
@@ -130,6 +142,12 @@ class Metrics:
 
     def observe_rate_limit_rejection(self, endpoint: str) -> None:
         self._child(self.rate_limit_rejections, endpoint).inc()
+
+    def observe_rate_limit_storage(self, up: bool) -> None:
+        """The rate limits' Redis was lost (``up`` False: limits counted per worker) or came back."""
+        self.rate_limit_storage_up.set(1 if up else 0)
+        if not up:
+            self.rate_limit_storage_outages.inc()
 
     def observe_model_load(self, name: str, seconds: float | None, ok: bool = True) -> None:
         if ok:

@@ -94,11 +94,20 @@ def _model_entry(served: Any, mappings: dict[str, dict[str, int]] | None) -> dic
 
 
 def _jobs() -> dict[str, Any] | None:
-    """Job queue depth and counts by state, when the jobs service exists."""
+    """Job queue depth and counts by state, when the jobs service exists and its store answers."""
+    by_state = job_counts()
+    if by_state is None:
+        return None
+    return {"queue_depth": by_state.get("queued", 0), "by_state": by_state}
+
+
+def job_counts() -> dict[str, int] | None:
+    """Jobs by state; None without jobs, or while the job store does not answer (status and metrics still do)."""
+    from app.jobs.errors import JobStoreUnavailable
     from app.services import services
 
     jobs = services().jobs
-    if jobs is None:
+    try:
+        return jobs.counts_by_state() if jobs is not None else None
+    except JobStoreUnavailable:
         return None
-    by_state = jobs.counts_by_state()
-    return {"queue_depth": by_state.get("queued", 0), "by_state": by_state}

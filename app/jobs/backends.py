@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from app.dependencies import Outage, address_of, redis_options
 from app.jobs.errors import JobStoreUnavailable
 from app.jobs.store import Job, JobStore, new_owner, owner_is_dead
 from app.sqlite_files import ThreadConnections
@@ -36,9 +37,8 @@ def _unavailable_on(errors: type[Exception] | tuple[type[Exception], ...], store
     try:
         yield
     except errors as exc:
-        log.warning("the job store %s failed: %s: %s", store, type(exc).__name__, exc)
         raise JobStoreUnavailable(
-            f"The job store did not answer ({type(exc).__name__}); retry in a few seconds."
+            f"The job store ({store.split('@')[-1]}) did not answer ({type(exc).__name__}); retry in a few seconds."
         ) from exc
 
 
@@ -190,8 +190,9 @@ class RedisJobStore(JobStore):
     def __init__(self, url: str, prefix: str = "modelserve"):
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self._redis = redis.Redis.from_url(url, **{**redis_options(), "socket_timeout": 10})
         self._url = url
+        self.dependency = Outage("redis", address_of(url), "jobs", "job submissions and queries answer 503")
         self._prefix = prefix
         self._lock_name = f"{prefix}:jobs:lock"
         self._break_lock = self._redis.register_script(_BREAK_LOCK)

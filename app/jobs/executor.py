@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from app.jobs.errors import JobStoreUnavailable
 from app.jobs.store import Job, JobStore, new_owner
 
 log = logging.getLogger(__name__)
@@ -149,10 +150,19 @@ def _dispatch_loop(ref: weakref.ReferenceType[JobExecutor]) -> None:
         executor = ref()
         if executor is None or executor._stopped.is_set() or executor._pid != os.getpid():
             return
+        outage = executor.store.dependency
         try:
             executor.tick()
+        except JobStoreUnavailable as exc:
+            if outage is None:
+                log.warning("the job dispatcher failed a round: %s; retrying", exc.description)
+            else:
+                outage.failed(exc.__cause__ or exc)  # one warning per outage, not one per round
         except Exception:
             log.exception("the job dispatcher failed a round; retrying")
+        else:
+            if outage is not None:
+                outage.answered()
         wake, interval = executor._wake, executor.poll_interval
         del executor
         wake.wait(interval)

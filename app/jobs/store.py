@@ -28,6 +28,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from app.dependencies import Outage
 from app.desired_state import utc_now
 from app.errors import ValidationFailed
 from app.jobs.errors import JobConflict, JobNotFound
@@ -131,6 +132,9 @@ class IdempotencyMismatch(ValidationFailed):
 
 class JobStore:
     """The transitions, written once over :class:`Tx`; subclasses provide ``_tx``, ``page``, ``describe``."""
+
+    #: The external service the store lives in (its outages are logged once), or None.
+    dependency: Outage | None = None
 
     def _tx(self) -> AbstractContextManager[Tx]:
         raise NotImplementedError

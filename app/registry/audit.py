@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.state_store import StateStore
+from app.state_store import StateStore, StateStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ class AuditTrail:
         """Add an entry; ``outcome`` is ``"success"`` or ``"failure"`` (``details`` then holds the error)."""
         try:
             self.store.record_audit(actor, action, target, outcome, details)
+        except StateStoreUnavailable as exc:  # its store is down (the outage is logged once, not each line)
+            log.warning("audit entry %s %s %s not recorded: %s", action, target, outcome, exc.description)
         except Exception:  # the action happened; a lost audit line must be visible, not fatal
             log.exception("could not record audit entry %s %s %s", action, target, outcome)
 

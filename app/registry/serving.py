@@ -10,6 +10,7 @@ actions that change the shared state are added by
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ from app.registry.loading import ModelLoader
 from app.registry.served import Key, ServedModel
 from app.registry.sync import StateFollower, reachable_versions
 from app.registry.trust import TrustPolicy
-from app.state_store import StateStore
+from app.state_store import StateStore, StateStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class ServingRegistry:
         #: Loads that failed in this worker, by (name, sha256): not retried on every request.
         self._failed: dict[tuple[str, str], ApiError] = {}
         self._warmed = False
+        self._warm_failure: StateStoreUnavailable | None = None
 
     # --- start-up --------------------------------------------------------
 
@@ -78,24 +80,33 @@ class ServingRegistry:
         with self._load_lock:
             if self._warmed:
                 return
-            if self.auto_load:
-                self.sync(force=True)  # trusted files and earlier registrations
+            try:
+                self._warm()
+            except StateStoreUnavailable as exc:  # gunicorn's boot must not fail: requests get 503 meanwhile
+                self._warm_failure = exc
+
+    def _warm(self) -> None:
+        if self.auto_load:
+            self.sync(force=True)  # trusted files and earlier registrations
+            try:
                 self._prepared = register_directory(self.loader, self.store, self.audit_trail, self._shared.state)
-            self.sync(force=True)
-            state = self._shared.state
-            wanted = [state.resolve(DEFAULT_ALIAS, self.default_model)]
-            wanted += [(name, m.current) for name, m in sorted(state.models.items())]
-            for key in dict.fromkeys(k for k in wanted if k is not None):
-                if len(self._cache) >= self.max_models:
-                    break
-                try:
-                    self._load_version(key)
-                except ApiError as exc:
-                    log.error("model %s version %d could not be loaded: %s", *key, exc.description)
-            self._prepared.clear()
-            if self.model_timeout:
-                start_idle_reaper(self.unload_idle, self.model_timeout)
-            self._warmed = True
+            except StateStoreUnavailable:  # serving a saved copy: files are registered by a worker that can
+                log.warning("the model directory was not registered: the registry's shared state is unreachable")
+        self.sync(force=True)
+        state = self._shared.state
+        wanted = [state.resolve(DEFAULT_ALIAS, self.default_model)]
+        wanted += [(name, m.current) for name, m in sorted(state.models.items())]
+        for key in dict.fromkeys(k for k in wanted if k is not None):
+            if len(self._cache) >= self.max_models:
+                break
+            try:
+                self._load_version(key)
+            except ApiError as exc:
+                log.error("model %s version %d could not be loaded: %s", *key, exc.description)
+        self._prepared.clear()
+        if self.model_timeout:
+            start_idle_reaper(self.unload_idle, self.model_timeout)
+        self._warmed = True
 
     # --- the shared state -------------------------------------------------
 
@@ -117,10 +128,13 @@ class ServingRegistry:
     def get(self, requested: str) -> ServedModel:
         """Return the model version ``requested`` (a name or alias) resolves to, loading it if needed."""
         self.warm()
+        if not self._warmed:
+            raise self._warm_failure or StateStoreUnavailable("The registry's shared state was not read yet.")
         self.sync()
         key = self._shared.state.resolve(requested, self.default_model)
         if key is None and self._shared.throttled:
-            self.sync(force=True)  # a throttled view may not know a model that was just loaded
+            with contextlib.suppress(StateStoreUnavailable):  # unreachable: the state read last answers
+                self.sync(force=True)  # a throttled view may not know a model that was just loaded
             key = self._shared.state.resolve(requested, self.default_model)
         if key is None:
             raise ModelNotFound(requested)
@@ -139,6 +153,11 @@ class ServingRegistry:
         if key[1] not in model.versions:
             raise NotFound(f"Model '{name}' has no version {key[1]}; it has {sorted(model.versions)}.")
         return self._cache.get(key) or self._load_version(key)
+
+    @property
+    def warmed(self) -> bool:
+        """Whether this worker finished its warm-up: it read the shared state and knows what to serve."""
+        return self._warmed
 
     def state(self) -> DesiredState:
         self.warm()

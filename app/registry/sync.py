@@ -9,11 +9,14 @@ the registry then drops the versions no request can reach any more.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from app.desired_state import DEFAULT_ALIAS, DesiredState, ModelRecord
 from app.registry.served import Key
-from app.state_store import StateStore
+from app.state_store import StateStore, StateStoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class StateFollower:
@@ -28,17 +31,59 @@ class StateFollower:
         self._checked_at = 0.0
 
     def poll(self, force: bool = False) -> DesiredState | None:
-        """Read the state if the store's generation moved (always when ``force``); ``None`` when nothing changed."""
-        if not force:
-            if self._interval:
-                now = time.monotonic()
-                if now - self._checked_at < self._interval:
-                    return None
-                self._checked_at = now
-            if self.store.published_generation() == self.state.generation:
+        """Read the state if the store's generation moved (always when ``force``); ``None`` when nothing changed.
+
+        While the store is unreachable this keeps the state it read last (and
+        tries the store again at most once a second): requests are served as
+        before the outage. A worker that never read the state serves the copy
+        this machine saved last (:mod:`app.state_snapshot`), and raises
+        :class:`~app.state_store.StateStoreUnavailable` without one. A store whose
+        generation went backwards lost its data (a Redis restarted empty): the
+        state read last is written back rather than forgotten.
+        """
+        if not force and self._interval:
+            now = time.monotonic()
+            if now - self._checked_at < self._interval:
                 return None
-        self.state = self.store.read()
-        return self.state
+            self._checked_at = now
+        outage = self.store.dependency
+        try:
+            if outage is not None and not outage.should_try():
+                raise StateStoreUnavailable(f"The registry's shared state is unreachable ({outage.error}).")
+            changed = self._read_if_changed(force)
+        except StateStoreUnavailable as exc:
+            if outage is not None:
+                outage.failed(exc.__cause__ or exc)
+            if self.state.generation >= 0:
+                return None
+            saved = self.store.last_saved()
+            if saved is None:
+                raise
+            log.warning(
+                "the registry's shared state is unreachable: serving the copy saved at generation %d until it answers",
+                saved.generation,
+            )
+            self.state = saved
+            return saved
+        if outage is not None:
+            outage.answered()
+        return changed
+
+    def _read_if_changed(self, force: bool) -> DesiredState | None:
+        if not force and self.store.published_generation() == self.state.generation:
+            return None
+        state = self.store.read()
+        if state.generation < self.state.generation:
+            if self.store.restore(self.state):
+                log.warning(
+                    "the registry's shared state went back from generation %d to %d (its store lost its data): "
+                    "restored the state this worker read last",
+                    self.state.generation,
+                    state.generation,
+                )
+            return None
+        self.state = state
+        return state
 
 
 def reachable_versions(state: DesiredState, default_model: str) -> dict[Key, ModelRecord]:

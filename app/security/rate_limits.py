@@ -4,8 +4,11 @@ Each view method names its group with ``@requires(..., rate="predict")``; all
 methods of a group share one counter per client. The access check counts a
 request once, against its group, with the ``limits`` library (flask-limiter's
 engine): fixed windows, the storage named by ``security.rate_limit_storage``
-(``memory://``: per worker, :mod:`app.security.limit_storage`; ``redis://``:
-across workers and replicas), the storage keys flask-limiter would use, and
+(``shared-memory://``, the default: across the workers of this machine,
+:mod:`app.security.shared_limit_storage`; ``memory://``: per worker,
+:mod:`app.security.limit_storage`; ``redis://``: across workers and replicas,
+per worker while Redis is unreachable, :mod:`app.security.fallback_storage`),
+the storage keys flask-limiter would use, and
 flask-limiter's response headers. Why not flask-limiter itself: see the
 security guide (its hooks run on every request, limited or not).
 
@@ -17,17 +20,28 @@ identity never shares a counter with the default limits.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from limits import RateLimitItem, parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from app.dependencies import Outage, address_of, redis_options
 from app.errors import ApiError
+from app.security.fallback_storage import FallbackStorage
 from app.security.limit_storage import SCHEME as IN_PROCESS_SCHEME
+from app.security.shared_limit_storage import FILE_NAME as SHARED_FILE_NAME
+from app.security.shared_limit_storage import SCHEME as SHARED_SCHEME
+
+log = logging.getLogger(__name__)
+
+#: The embedded default: counters shared by the workers of this machine (:mod:`app.security.shared_limit_storage`).
+SHARED_MEMORY_URI = "shared-memory://"
 
 #: The response headers, named as flask-limiter names them.
 LIMIT_HEADER = "X-RateLimit-Limit"
@@ -103,8 +117,39 @@ def limits_of(text: str) -> tuple[RateLimitItem, ...]:
     return tuple(sorted(parse_many(text)))
 
 
-def build_rate_limits(security: Mapping[str, object], on_breach: Callable[[str, str], None]) -> RateLimits:
-    """The configured groups, counted in the configured storage."""
+def build_rate_limits(
+    security: Mapping[str, object],
+    on_breach: Callable[[str, str], None],
+    state_directory: Path | None = None,
+    on_storage_change: Callable[[bool], None] | None = None,
+) -> RateLimits:
+    """The configured groups, counted in the configured storage.
+
+    ``shared-memory://`` lives in ``state_directory``; a ``redis://`` storage
+    falls back to per-worker counting while Redis is unreachable, calling
+    ``on_storage_change(False)`` then ``(True)`` when it returns.
+    """
     uri = str(security["rate_limit_storage"])
-    storage = storage_from_string(f"{IN_PROCESS_SCHEME}://" if uri == "memory://" else uri)
-    return RateLimits(storage, security["rate_limits"], on_breach)  # type: ignore[arg-type]
+    return RateLimits(
+        build_storage(uri, state_directory, on_storage_change),
+        security["rate_limits"],  # type: ignore[arg-type]
+        on_breach,
+    )
+
+
+def build_storage(
+    uri: str, state_directory: Path | None, on_change: Callable[[bool], None] | None = None
+) -> Storage:
+    """The storage a ``security.rate_limit_storage`` URI names, through limits' ``storage_from_string``."""
+    if uri == "memory://":
+        return storage_from_string(f"{IN_PROCESS_SCHEME}://")
+    if uri == SHARED_MEMORY_URI:
+        path = Path(state_directory or ".") / SHARED_FILE_NAME
+        try:
+            return storage_from_string(f"{SHARED_SCHEME}://{path.resolve()}")
+        except OSError as exc:  # a read-only or full disk: limits still hold, per worker
+            log.warning("rate limits: cannot map %s (%s); counting per worker", path, exc)
+            return storage_from_string(f"{IN_PROCESS_SCHEME}://")
+    primary = storage_from_string(uri, **redis_options())
+    outage = Outage("redis", address_of(uri), "rate limits", "counting limits per worker", on_change)
+    return FallbackStorage(primary, outage)

@@ -176,9 +176,16 @@ class SecuritySection(_Strict):
     rate_limit_enabled = ma.fields.Boolean(load_default=True, **_about("Apply rate_limits."))
     rate_limits = _nested(RateLimitsSchema, "Limits per group of endpoints, such as 100/minute.")
     rate_limit_storage = ma.fields.String(
-        load_default="memory://",
-        validate=validate.Regexp(r"^(memory://|redis://|rediss://)", error="must be memory:// or a redis:// URL."),
-        **_about("memory:// (each worker counts alone) or redis://host:port/db (shared by workers and replicas)."),
+        load_default="shared-memory://",
+        validate=validate.Regexp(
+            r"^(shared-memory://$|memory://$|redis://|rediss://)",
+            error="must be shared-memory://, memory:// or a redis:// URL.",
+        ),
+        **_about(
+            "shared-memory:// (the workers of this machine share counters, in <registry.state_directory>/"
+            "rate-limits.bin), memory:// (each worker counts alone) or redis://host:port/db (shared by workers "
+            "and replicas; counted per worker while Redis is unreachable)."
+        ),
     )
     trusted_proxies = ma.fields.Integer(
         load_default=0,

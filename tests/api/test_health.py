@@ -8,6 +8,7 @@ import pytest
 
 from app import __version__, system_stats
 from app.services import services
+from app.state_store import StateStoreUnavailable
 from tests.factories import write_custom_model
 from tests.helpers import assert_error
 
@@ -75,15 +76,37 @@ def test_thresholds_decide_the_status(make_app, monkeypatch, memory, disk, statu
     assert response.get_json()["checks"]["memory"]["used_percent"] == memory
 
 
-def test_unreachable_state_store_is_unhealthy_and_not_ready(app, monkeypatch):
+def test_unreachable_state_store_after_warm_up_is_degraded_and_still_ready(app, monkeypatch):
+    """The worker serves the state it read last: degraded, and still in the load balancer."""
     client = app.test_client()
     assert client.get("/api/v1/health/ready").status_code == 200
     monkeypatch.setattr(services(app).registry.store, "ping", lambda: False)
     health = client.get("/api/v1/health")
+    assert health.status_code == 200
+    assert health.get_json()["checks"]["database"] == "degraded"
+    assert health.get_json()["status"] == "degraded"
+    ready = client.get("/api/v1/health/ready")
+    assert ready.status_code == 200 and ready.get_json()["checks"]["database"] == "degraded"
+
+
+def test_a_worker_that_never_read_the_state_is_unhealthy_and_not_ready(app, monkeypatch):
+    store = services(app).registry.store
+
+    def unreachable(*args, **kwargs):
+        raise StateStoreUnavailable("The registry's shared state (redis at 127.0.0.1:1/0) is unreachable.")
+
+    monkeypatch.setattr(store, "ping", lambda: False)
+    for method in ("read", "published_generation", "transact"):
+        monkeypatch.setattr(store, method, unreachable)
+    client = app.test_client()
+    assert_error(client.post("/api/v1/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}), 503, contains="unreachable")
+    health = client.get("/api/v1/health")
     assert health.status_code == 503
     assert health.get_json()["checks"]["database"] == "unhealthy"
-    assert health.get_json()["status"] == "unhealthy"
-    assert_error(client.get("/api/v1/health/ready"), 503, contains="state store is unreachable")
+    assert_error(client.get("/api/v1/health/ready"), 503, contains="has not read the state yet")
+    monkeypatch.undo()  # the store answers again: the next request warms the worker up
+    assert client.post("/api/v1/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
+    assert client.get("/api/v1/health/ready").status_code == 200
 
 
 def test_no_model_is_unhealthy_and_never_ready(make_app, tmp_path: Path):

@@ -353,3 +353,15 @@ def test_build_state_store_chooses_the_backend(tmp_path, redis_prefix):
     redis_store.transact(add("m"))
     assert set(RedisStateStore(REDIS_URL, redis_prefix).read().models) == {"m"}
     assert sqlite_store.read().models == {}
+
+
+def test_restore_writes_back_a_newer_state_only(store):
+    for name in ("a", "b"):
+        store.transact(add(name))
+    kept = store.read()
+    fresh = DesiredState()  # what a store that lost its data holds
+    assert not store.restore(fresh) and generation(store) == kept.generation
+    emptied = DesiredState(generation=kept.generation + 3, models=kept.models)
+    assert store.restore(emptied)
+    assert generation(store) == kept.generation + 3 and set(store.read().models) == {"a", "b"}
+    assert store.published_generation() == kept.generation + 3

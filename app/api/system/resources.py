@@ -21,7 +21,7 @@ from app.health import UNHEALTHY, health_report, readiness_report
 from app.inference import utc_timestamp
 from app.security.policy import public, requires
 from app.services import services
-from app.status import status_report
+from app.status import job_counts, status_report
 
 STATUS_PATH = "/api/v1/status"
 METRICS_DOC = {
@@ -30,11 +30,6 @@ METRICS_DOC = {
         "content": {"text/plain": {"schema": {"type": "string"}}},
     }
 }
-
-
-def job_counts() -> dict[str, int] | None:
-    jobs = services().jobs
-    return jobs.counts_by_state() if jobs is not None else None
 
 
 def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = False) -> ModelServeBlueprint:
@@ -56,7 +51,7 @@ def build_blueprint(monitoring: Mapping[str, Any], metrics_require_auth: bool = 
         def get(self) -> tuple[dict[str, Any], int]:
             """Health in the spec's shape: state store, models, memory, disk (healthy/degraded 200, unhealthy 503)."""
             svc = services()
-            report = health_report(svc.registry, svc.config)
+            report = health_report(svc.registry, svc.config, svc.dependencies())
             return report, 503 if report["status"] == UNHEALTHY else 200
 
     @blp.route(f"{health_path}/live")

@@ -26,8 +26,26 @@ class UsageCheckSchema(ma.Schema):
     status = _status("Compared with the health.*_percent thresholds of the configuration.")
 
 
+class DependencySchema(ma.Schema):
+    name = ma.fields.String(required=True, metadata={"example": "redis"})
+    address = ma.fields.String(required=True, metadata={"example": "redis:6379/0", "description": "Never credentials."})
+    used_for = ma.fields.String(
+        required=True, metadata={"description": "rate limits, registry or jobs", "example": "rate limits"}
+    )
+    status = _status("healthy: it answered just now; unhealthy: it did not.")
+    error = ma.fields.String(metadata={"description": "Why it did not answer."})
+    consequence = ma.fields.String(metadata={"description": "What the server does meanwhile."})
+
+
 class HealthChecksSchema(ma.Schema):
-    database = _status("The shared state store (which models to serve) answers.")
+    database = _status(
+        "The shared state store (which models to serve) answers; degraded: it does not, and this worker serves "
+        "the state it read last."
+    )
+    dependencies = ma.fields.List(
+        ma.fields.Nested(DependencySchema),
+        metadata={"description": "External services in use (Redis); one that does not answer makes health degraded."},
+    )
     models = ma.fields.Nested(ModelsCheckSchema, required=True)
     memory = ma.fields.Nested(UsageCheckSchema, required=True, metadata={"description": "Of the cgroup limit if any."})
     disk = ma.fields.Nested(UsageCheckSchema, required=True, metadata={"description": "Where the state is written."})
