@@ -122,11 +122,12 @@ class ApiSection(_Section):
         "gthread", ["sync", "gthread"], "gunicorn worker type: gthread keeps connections alive, sync closes each one."
     )
     threads = _int(
-        1,
+        16,
         1,
         64,
-        description="Threads per gthread worker. More threads only compete for the worker's one core "
-        "(Python's GIL) and raise tail latency.",
+        description="Threads per gthread worker. A client that sends its request slowly holds one thread "
+        "until it is complete, so a worker needs more threads than slow clients to keep answering the "
+        "others (gunicorn.conf.py has the measurements); compute stays one thread (runtime.compute_threads).",
     )
 
 

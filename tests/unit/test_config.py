@@ -59,7 +59,7 @@ def test_defaults(environ):
         "timeout": 30,
         "max_request_size": 10 * 1024 * 1024,
         "worker_class": "gthread",
-        "threads": 1,
+        "threads": 16,
     }
     assert config["models"] == {
         "auto_load": True,
