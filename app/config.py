@@ -44,6 +44,7 @@ ENV_VARS = {
     "MODELSERVE_JWT_SECRET": "security.jwt.secret",
     "MODELSERVE_JWT_PUBLIC_KEY": "security.jwt.public_key",
     "MODELSERVE_RATE_LIMIT_STORAGE": "security.rate_limit_storage",
+    "MODELSERVE_TRUSTED_PROXIES": "security.trusted_proxies",
     # Where the shared Redis is, from the environment of each pod (deploy/k8s/redis-urls.yaml): the
     # configuration files stay the same wherever Redis runs, and a URL may carry a password.
     "MODELSERVE_REGISTRY_REDIS_URL": "registry.redis_url",
