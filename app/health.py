@@ -22,6 +22,7 @@ from app import __version__, system_stats
 from app.errors import ServiceUnavailable
 from app.inference import feature_names_of, utc_timestamp
 from app.registry import ModelRegistry, ServedModel
+from app.storage_faults import storage_check
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,19 @@ def health_report(registry: ModelRegistry, settings: Mapping[str, Any]) -> dict[
             "used_percent": disk,
             "status": by_threshold(disk, limits["disk_degraded_percent"], limits["disk_unhealthy_percent"]),
         },
+        "storage": storage_check(written_paths(settings)),
     }
     status = worst(checks["database"], checks["models"]["status"], checks["memory"]["status"], checks["disk"]["status"])
+    status = worst(status, checks["storage"]["status"])
     return {"status": status, "timestamp": utc_timestamp(), "checks": checks, "version": __version__}
+
+
+def written_paths(settings: Mapping[str, Any]) -> list[Path]:
+    """Where the server writes: the state directory, and the jobs' output directory when jobs run."""
+    paths = [Path(settings["registry"]["state_directory"])]
+    if settings.get("jobs"):
+        paths.append(Path(settings["jobs"]["output_directory"]))
+    return paths
 
 
 def _models_check(registry: ModelRegistry) -> dict[str, Any]:
