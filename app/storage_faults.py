@@ -36,12 +36,15 @@ class ReadOnlyStorage(ServiceUnavailable):
     """503: the disk the change would be written to is read-only; nothing was changed."""
 
 
-def storage_fault(exc: BaseException) -> ApiError | None:
-    """The client's error for a failed write, or ``None`` when ``exc`` is no storage fault."""
+def storage_fault(exc: BaseException, where: Path | None = None) -> ApiError | None:
+    """The client's error for a failed write, or ``None`` when ``exc`` is no storage fault.
+
+    ``where`` names the directory when ``exc`` names no file (a failed ``write`` names none).
+    """
     if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
-        return _full(exc.filename)
+        return _full(exc.filename or where)
     if isinstance(exc, OSError) and exc.errno == errno.EROFS:
-        return _read_only(exc.filename)
+        return _read_only(exc.filename or where)
     code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.Error) else None
     if code is not None and code & 0xFF == _SQLITE_FULL:
         return _full("the state store")

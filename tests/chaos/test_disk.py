@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import write_sklearn_classifier
-from tests.helpers import GunicornServer, assert_error
+from tests.helpers import GunicornServer, assert_error, poll_until
 from tests.jobs.conftest import write_iris_csv
 
 pytestmark = pytest.mark.integration
@@ -61,6 +61,7 @@ def server(tmp_path_factory, iris_models):
     try:
         mount_tmpfs(output, "2m")
         write_iris_csv(data / "iris.csv")
+        write_iris_csv(data / "large.csv", repeats=600)  # 90,000 rows: their predictions outgrow the 2 MiB disk
         write_sklearn_classifier(iris_models, name="relabelled", labels=["a", "b", "c"], auto_load=False)
         config = {
             "models": {"model_directory": str(iris_models)},
@@ -106,6 +107,27 @@ def test_a_full_job_output_directory(server):
         assert_error(server.post("/api/v1/predict-async", json=job), 507, contains=str(server.output))
         assert storage(server)["problems"] == [f"{server.output}: no space left"]
     assert server.post("/api/v1/predict-async", json=job).status_code == 202
+
+
+LARGE_JOB = {"data_path": "large.csv", "output_path": "large.csv", "return_probabilities": True}
+
+
+def test_a_job_that_fills_the_output_directory_fails_cleanly(server):
+    job = server.post("/api/v1/predict-async", json=LARGE_JOB).json()
+    done = poll_until(lambda: _finished(server, job["job_id"]), "the job to end", timeout=120)
+    assert done["status"] == "failed" and "no space left" in done["error"].lower(), done
+    assert str(server.output) in done["error"]
+    assert not [p for p in server.output.iterdir() if "large" in p.name], "the partial output is removed"
+    assert storage(server) == {"status": "healthy", "problems": []}
+    small = {"data_path": "iris.csv", "output_path": "after.csv"}
+    again = server.post("/api/v1/predict-async", json=small).json()
+    assert poll_until(lambda: _finished(server, again["job_id"]), "the next job", timeout=60)["status"] == "completed"
+    (server.output / "after.csv").unlink()
+
+
+def _finished(server, job_id: str) -> dict | None:
+    body = server.get(f"/api/v1/jobs/{job_id}/status").json()
+    return body if body["status"] not in ("queued", "running") else None
 
 
 def test_a_read_only_job_output_directory(server):
