@@ -1,4 +1,5 @@
-"""Slow clients do not starve fast ones: ``make serve``'s gunicorn settings, without a proxy.
+"""Slow clients do not starve fast ones: ``make serve``'s gunicorn settings, without a proxy, with
+the development and the production configuration.
 
 2 × workers connections trickle a request (one header line a second, or a body one byte a
 second, never finishing) while a fast client asks ``/api/v1/health/live`` on new connections.
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.security.auth import new_api_key
 from tests.chaos.slowloris import Probe, Slowloris
-from tests.helpers import GunicornServer
+from tests.helpers import GunicornServer, redis_or_skip
 
 pytestmark = pytest.mark.integration
 
@@ -23,9 +25,32 @@ PROMPT = 2.0
 CLIENT_TIMEOUT = 5.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, iris_models):
-    config = {"models": {"model_directory": str(iris_models)}, "logging": {"access_log": False}}
+#: Rate limits counted in Redis (a database of their own; the keys expire within the minute).
+LIMITS_REDIS = "redis://127.0.0.1:6379/10"
+
+
+def production(iris_models) -> dict:
+    """A production configuration: API keys, rate limits in Redis."""
+    redis_or_skip(LIMITS_REDIS).close()
+    _, sha = new_api_key()
+    return {
+        "environment": "production",
+        "models": {"model_directory": str(iris_models)},
+        "logging": {"access_log": False},
+        "security": {
+            "api_keys": [{"name": "scorer", "sha256": sha, "roles": ["predict"]}],
+            "rate_limit_enabled": True,
+            "rate_limit_storage": LIMITS_REDIS,
+        },
+    }
+
+
+@pytest.fixture(scope="module", params=["make-serve", "production"])
+def server(request, tmp_path_factory, iris_models):
+    if request.param == "production":
+        config = production(iris_models)
+    else:
+        config = {"models": {"model_directory": str(iris_models)}, "logging": {"access_log": False}}
     with GunicornServer(tmp_path_factory.mktemp("slow-clients"), config, workers=WORKERS) as srv:
         yield srv
 
