@@ -26,10 +26,20 @@ bind = f"{_api['host']}:{_api['port']}"
 # figures are in the performance guide):
 # - worker_class gthread: keeps connections alive, which clients and load balancers use; sync
 #   closes every connection and was no faster, even on loopback where reconnecting is cheap.
-# - threads 1 (api.threads): the GIL keeps a worker to one core whatever its threads, and
-#   threads only compete for it: more threads gave the same throughput with a worse p99. The
-#   main thread still keeps idle keep-alive connections; a slow request (a model load) holds
-#   its worker while the others serve.
+# - threads 16 (api.threads): a client sending its request slowly (a bad link, or slowloris)
+#   holds a thread from its first byte until the request is complete: gunicorn has no read
+#   timeout for a request once it started. A worker's main thread accepts connections while its
+#   threads are busy, so consecutive slow connections pile up on one worker, and that worker's
+#   queue waits behind them. Measured with 4 workers, 2 × workers = 8 connections trickling one
+#   header line (or one body byte) a second, 10 GET /api/v1/health/live on new connections
+#   (tests/chaos/slowloris.py; docs/faults.md): 1 thread 5-6 of 10 waited out a 5 s client
+#   timeout (2 slow clients: 3 to 10 of 10), 4 threads 3 of 10, 8 threads 5 of 10, 16 threads
+#   0 of 10 (slowest 10 ms); sync workers 10 of 10 (one slow client takes a whole worker until
+#   `timeout` kills it). Idle threads blocked in a read cost no CPU, and compute stays one thread
+#   per worker (runtime.compute_threads). Nor did throughput suffer: wrk, 16 connections, 10 s of
+#   POST /api/v1/predict on the loaded 2-core test machine, 1 thread 511-540 req/s (p99 78-143 ms),
+#   16 threads 1,810-2,028 req/s (p99 75-84 ms). Beyond 16 slow clients per worker, only a buffering
+#   proxy helps: production runs behind nginx (deploy/nginx/modelserve.conf).
 # - workers: one per core for this CPU-bound work (api.workers, 4 by default); on one core, more
 #   workers than one gave no more throughput.
 workers = _api["workers"]

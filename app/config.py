@@ -44,6 +44,7 @@ ENV_VARS = {
     "MODELSERVE_JWT_SECRET": "security.jwt.secret",
     "MODELSERVE_JWT_PUBLIC_KEY": "security.jwt.public_key",
     "MODELSERVE_RATE_LIMIT_STORAGE": "security.rate_limit_storage",
+    "MODELSERVE_TRUSTED_PROXIES": "security.trusted_proxies",
     # Where the shared Redis is, from the environment of each pod (deploy/k8s/redis-urls.yaml): the
     # configuration files stay the same wherever Redis runs, and a URL may carry a password.
     "MODELSERVE_REGISTRY_REDIS_URL": "registry.redis_url",
@@ -122,11 +123,12 @@ class ApiSection(_Section):
         "gthread", ["sync", "gthread"], "gunicorn worker type: gthread keeps connections alive, sync closes each one."
     )
     threads = _int(
-        1,
+        16,
         1,
         64,
-        description="Threads per gthread worker. More threads only compete for the worker's one core "
-        "(Python's GIL) and raise tail latency.",
+        description="Threads per gthread worker. A client that sends its request slowly holds one thread "
+        "until it is complete, so a worker needs more threads than slow clients to keep answering the "
+        "others (gunicorn.conf.py has the measurements); compute stays one thread (runtime.compute_threads).",
     )
 
 

@@ -129,6 +129,9 @@ def register_api(app: Flask) -> None:
         api.register_blueprint(blueprint)
     settings = app.config["MODELSERVE"]
     api.register_blueprint(build_system_blueprint(settings["monitoring"], settings["security"]["metrics_require_auth"]))
+    from app.storage_faults import register_storage_errors
+
+    register_storage_errors(app, api)  # a full or read-only disk: 507 / 503, not 500
 
 
 def register_pipeline_for(app: Flask, svc: Services) -> None:

@@ -28,6 +28,7 @@ from app.dependencies import Outage
 from app.errors import ServiceUnavailable
 from app.inference import feature_names_of, utc_timestamp
 from app.registry import ModelRegistry, ServedModel
+from app.storage_faults import storage_check
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,14 @@ def health_report(
             "used_percent": disk,
             "status": by_threshold(disk, limits["disk_degraded_percent"], limits["disk_unhealthy_percent"]),
         },
+        "storage": storage_check(written_paths(settings)),
     }
     status = worst(
         checks["database"],
         checks["models"]["status"],
         checks["memory"]["status"],
         checks["disk"]["status"],
+        checks["storage"]["status"],
         *(DEGRADED for dependency in external if dependency["status"] != HEALTHY),
     )
     return {"status": status, "timestamp": utc_timestamp(), "checks": checks, "version": __version__}
@@ -95,6 +98,14 @@ def database_status(registry: ModelRegistry) -> str:
     if registry.store.ping():
         return HEALTHY
     return DEGRADED if registry.warmed else UNHEALTHY
+
+
+def written_paths(settings: Mapping[str, Any]) -> list[Path]:
+    """Where the server writes: the state directory, and the jobs' output directory when jobs run."""
+    paths = [Path(settings["registry"]["state_directory"])]
+    if settings.get("jobs"):
+        paths.append(Path(settings["jobs"]["output_directory"]))
+    return paths
 
 
 def _models_check(registry: ModelRegistry) -> dict[str, Any]:

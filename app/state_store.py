@@ -130,7 +130,8 @@ class SQLiteStateStore:
             conn.execute("COMMIT")
             return result
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a full disk may already have ended it: keep the first error
+                conn.execute("ROLLBACK")
             raise
 
     def published_generation(self) -> int:

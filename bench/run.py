@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--connections", type=lambda s: [int(c) for c in s.split(",")], default=[1, 8, 64])
     parser.add_argument("--batch-connections", type=lambda s: [int(c) for c in s.split(",")], default=[1, 8])
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers on the server core")
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (api.threads)")
+    parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker (api.threads)")
     parser.add_argument("--worker-class", default="gthread")
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)

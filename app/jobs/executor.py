@@ -131,9 +131,9 @@ class JobExecutor:
         thread = threading.Thread(
             target=self._run_job, args=(job,), name=f"modelserve-job-{job['job_id'][:8]}", daemon=True
         )
-        with self._lock:
+        with self._lock:  # started before anyone can see it: wait_idle joins only started threads
             self._running[job["job_id"]] = thread
-        thread.start()
+            thread.start()
 
     def _run_job(self, job: Job) -> None:
         try:

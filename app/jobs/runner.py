@@ -25,6 +25,7 @@ from app.jobs.scoring import Aborted, ModelFailed, ScoreOptions, Summary, score_
 from app.jobs.sources import inspect
 from app.jobs.store import Job, JobStore
 from app.registry import ModelRegistry
+from app.storage_faults import storage_fault
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,12 @@ class JobRunner:
             self.store.finish(job_id, owner, "failed", message, error=message)
             log.info("job %s failed: %s", job_id, message, extra={"job_id": job_id})
         except Exception as exc:
-            log.exception("job %s failed unexpectedly", job_id, extra={"job_id": job_id})
-            message = f"Internal error while scoring: {type(exc).__name__}."
+            fault = storage_fault(exc, self.output_dir)  # a full or read-only disk: say so
+            if fault is None:
+                log.exception("job %s failed unexpectedly", job_id, extra={"job_id": job_id})
+            else:
+                log.error("job %s failed: %s", job_id, exc, extra={"job_id": job_id})
+            message = fault.description if fault else f"Internal error while scoring: {type(exc).__name__}."
             self.store.finish(job_id, owner, "failed", message, error=message)
         finally:
             keeper.stop()

@@ -23,6 +23,7 @@ from app.jobs.runner import JobRunner
 from app.jobs.sources import inspect
 from app.jobs.store import STATUSES, IdempotencyMismatch, Job, JobStore, new_job
 from app.registry import ModelRegistry
+from app.storage_faults import require_writable
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class JobService:
         fmt = input_format(request["data_path"])
         data = resolve_input(self.data_dir, request["data_path"])
         output = resolve_output(self.output_dir, request["output_path"], create=True)
+        require_writable(output.parent)  # a full or read-only disk: 507 / 503 now, not a failed job later
         if output.exists() and not request["overwrite"]:
             raise JobConflict(
                 f'output_path {request["output_path"]} already exists; pass "overwrite": true to replace it.'

@@ -72,8 +72,7 @@ def redis_server(binary: str, directory: Path) -> tuple[Child, int]:
     return Child("redis-server", argv, directory / "redis.log").start(), port
 
 
-NGINX_CONFIG = """\
-# The Service of deploy/k8s/service.yaml: round robin over the API pods.
+NGINX_MAIN = """\
 worker_processes 1;
 daemon off;
 {user}
@@ -87,6 +86,12 @@ http {{
     fastcgi_temp_path {root}/fastcgi;
     uwsgi_temp_path {root}/uwsgi;
     scgi_temp_path {root}/scgi;
+{http}
+}}
+"""
+
+NGINX_SERVICE = """\
+    # The Service of deploy/k8s/service.yaml: round robin over the API pods.
     upstream modelserve {{
 {servers}
     }}
@@ -103,19 +108,24 @@ http {{
             add_header X-Upstream $upstream_addr always;
         }}
     }}
-}}
 """
 
 
 def nginx(binary: str, directory: Path, upstream_ports: list[int]) -> tuple[Child, int]:
-    directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""  # workers stay root's
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=1s;" for p in upstream_ports)
+    return start_nginx(binary, directory, NGINX_SERVICE.format(servers=servers, port=port)), port
+
+
+def start_nginx(binary: str, directory: Path, http: str) -> Child:
+    """Debian's nginx as an unprivileged process, everything it writes under ``directory``;
+    ``http`` is the inside of its http block."""
+    directory.mkdir(parents=True, exist_ok=True)
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""  # workers stay root's
     config = directory / "nginx.conf"
-    config.write_text(NGINX_CONFIG.format(user=user, root=directory, servers=servers, port=port))
+    config.write_text(NGINX_MAIN.format(user=user, root=directory, http=http))
     argv = [binary, "-e", str(directory / "error.log"), "-p", str(directory), "-c", str(config)]
-    return Child("nginx", argv, directory / "nginx.out").start(), port
+    return Child("nginx", argv, directory / "nginx.out").start()
 
 
 def redis_answers(port: int, child: Child) -> bool:

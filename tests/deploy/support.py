@@ -29,6 +29,7 @@ ALERT_RULES = DEPLOY_DIR / "prometheus" / "alerts.yml"
 DASHBOARD = DEPLOY_DIR / "grafana" / "dashboards" / "modelserve.json"
 COMPOSE_FILE = DEPLOY_DIR / "docker-compose.yml"
 K8S_DIR = DEPLOY_DIR / "k8s"
+NGINX_CONFIG = DEPLOY_DIR / "nginx" / "modelserve.conf"
 
 
 # --- external tools ---------------------------------------------------------------------------
@@ -319,3 +320,24 @@ class PrometheusServer:
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         return self.api("query", query=expr)["result"]
+
+
+# --- nginx --------------------------------------------------------------------------------------
+
+
+class Directives(dict):
+    """nginx directives by name (the last value wins, as for nginx's own one-value directives)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]):
+        super().__init__(pairs)
+        self.pairs = pairs
+
+    def getall(self, name: str) -> list[str]:
+        return [value for key, value in self.pairs if key == name]
+
+
+def nginx_directives(text: str) -> Directives:
+    """The simple ``name value;`` directives of an nginx config, wherever they are (comments dropped)."""
+    body = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    pairs = re.findall(r"(?m)^\s*([a-z_]+)\s+([^;{}]*?)\s*;", body)
+    return Directives(pairs)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from app.config import ENV_VARS
-from tests.deploy.support import COMPOSE_FILE, DEPLOY_DIR, run_tool, tool
+from app.config import ENV_VARS, ApiSection
+from tests.deploy.support import COMPOSE_FILE, DEPLOY_DIR, NGINX_CONFIG, nginx_directives, run_tool, tool
 from tests.helpers import PROJECT_ROOT
 
 
@@ -22,7 +22,7 @@ def test_docker_compose_config_accepts_the_file():
 
 def test_the_spec_services():
     services = compose()["services"]
-    assert set(services) == {"api", "redis", "worker", "prometheus", "grafana"}
+    assert set(services) == {"proxy", "api", "redis", "worker", "prometheus", "grafana"}
 
 
 def test_api_builds_this_project_and_mounts_models_read_only():
@@ -30,11 +30,35 @@ def test_api_builds_this_project_and_mounts_models_read_only():
     build = api["build"]
     assert (DEPLOY_DIR / build["context"]).resolve() == PROJECT_ROOT
     assert (PROJECT_ROOT / build["dockerfile"]).is_file()
-    assert "8000:8000" in api["ports"]
+    assert "ports" not in api and api["expose"] == ["8000"], "reached through the proxy only"
     assert api["environment"]["ENVIRONMENT"] == "production"
     assert "../models:/app/models:ro" in api["volumes"]
     assert "../config:/app/config:ro" in api["volumes"]
     assert any(v.endswith(":/app/var") for v in api["volumes"]), "the registry state must be writable"
+
+
+def test_nginx_in_front_of_the_api_with_the_repositorys_config():
+    services = compose()["services"]
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("nginx:") and proxy["ports"] == ["8000:8000"]
+    assert "./nginx/modelserve.conf:/etc/nginx/conf.d/default.conf:ro" in proxy["volumes"]
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+    config = NGINX_CONFIG.read_text()
+    assert "server api:8000;" in config and "listen 8000;" in config
+    # nginx sets X-Forwarded-For, so the application trusts exactly one proxy.
+    assert services["api"]["environment"]["MODELSERVE_TRUSTED_PROXIES"] == "1"
+
+
+def test_nginx_config_buffers_and_bounds_slow_clients():
+    directives = nginx_directives(NGINX_CONFIG.read_text())
+    assert directives["proxy_request_buffering"] == "on" and directives["proxy_buffering"] == "on"
+    assert directives["client_header_timeout"] == "10s" and directives["client_body_timeout"] == "10s"
+    # The application's own limit (api.max_request_size), in nginx's units.
+    assert directives["client_max_body_size"] == f"{ApiSection().load({})['max_request_size'] // 2**20}m"
+    headers = {value.split()[0]: value.split()[1] for value in directives.getall("proxy_set_header")}
+    assert headers["X-Forwarded-For"] == "$remote_addr", "replaced, never appended to a client's value"
+    assert headers["X-Request-ID"] == "$modelserve_request_id"
+    assert "proxy_read_timeout" in directives
 
 
 def test_api_healthcheck_asks_the_liveness_endpoint():

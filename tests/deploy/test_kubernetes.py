@@ -55,6 +55,7 @@ def test_the_kinds_of_the_issue(k8s):
         WORKER,
         REDIS,
         "Service/modelserve",
+        "Ingress/modelserve",
         "Service/modelserve-redis",
         "ConfigMap/modelserve-config",
         "ConfigMap/modelserve-redis-urls",
@@ -65,6 +66,20 @@ def test_the_kinds_of_the_issue(k8s):
         "PersistentVolumeClaim/modelserve-jobs",
         "NetworkPolicy/modelserve-redis",
     }
+
+
+def test_ingress_buffers_requests_in_front_of_the_service(k8s, tmp_path):
+    ingress = k8s["Ingress/modelserve"]
+    notes = {k.removeprefix("nginx.ingress.kubernetes.io/"): v for k, v in ingress["metadata"]["annotations"].items()}
+    assert notes["proxy-request-buffering"] == "on" and notes["proxy-buffering"] == "on"
+    config = pod_configuration(k8s, API, tmp_path)
+    assert notes["proxy-body-size"] == f"{config['api']['max_request_size'] // 2**20}m"
+    assert int(notes["proxy-read-timeout"]) > config["api"]["timeout"], "gunicorn answers or restarts first"
+    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    service = k8s["Service/modelserve"]
+    assert path["backend"]["service"] == {"name": "modelserve", "port": {"name": service["spec"]["ports"][0]["name"]}}
+    # The controller sets X-Forwarded-For: the application trusts one proxy.
+    assert config["security"]["trusted_proxies"] == 1
 
 
 def test_kustomization_lists_every_manifest():

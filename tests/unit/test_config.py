@@ -59,7 +59,7 @@ def test_defaults(environ):
         "timeout": 30,
         "max_request_size": 10 * 1024 * 1024,
         "worker_class": "gthread",
-        "threads": 1,
+        "threads": 16,
     }
     assert config["models"] == {
         "auto_load": True,
@@ -146,7 +146,8 @@ def test_every_spec_environment_variable_is_covered():
         "MODELSERVE_RATE_LIMIT_STORAGE",
     }
     redis = {"MODELSERVE_REGISTRY_REDIS_URL", "MODELSERVE_JOBS_REDIS_URL", "MODELSERVE_JOBS_BROKER_URL"}
-    assert set(ENV_VARS) == spec | secrets | redis
+    proxies = {"MODELSERVE_TRUSTED_PROXIES"}  # set where a proxy is in front (deploy/docker-compose.yml)
+    assert set(ENV_VARS) == spec | secrets | redis | proxies
 
 
 def test_secret_variables_are_taken_as_text_and_keys_as_a_list(environ):

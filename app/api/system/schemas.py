@@ -37,6 +37,13 @@ class DependencySchema(ma.Schema):
     consequence = ma.fields.String(metadata={"description": "What the server does meanwhile."})
 
 
+class StorageCheckSchema(ma.Schema):
+    status = _status("degraded: a directory the server writes to is full or read-only (predictions still serve).")
+    problems = ma.fields.List(
+        ma.fields.String(), required=True, metadata={"example": ["/app/var/state: no space left"]}
+    )
+
+
 class HealthChecksSchema(ma.Schema):
     database = _status(
         "The shared state store (which models to serve) answers; degraded: it does not, and this worker serves "
@@ -49,6 +56,7 @@ class HealthChecksSchema(ma.Schema):
     models = ma.fields.Nested(ModelsCheckSchema, required=True)
     memory = ma.fields.Nested(UsageCheckSchema, required=True, metadata={"description": "Of the cgroup limit if any."})
     disk = ma.fields.Nested(UsageCheckSchema, required=True, metadata={"description": "Where the state is written."})
+    storage = ma.fields.Nested(StorageCheckSchema, required=True)
 
 
 class HealthSchema(ma.Schema):
