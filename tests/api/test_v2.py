@@ -1,0 +1,225 @@
+"""The Open Inference Protocol (V2) REST endpoints, in process: metadata, readiness, inference, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from tests.factories import IRIS_FEATURES, iris
+
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 2.9, 5.6, 1.8], [5.9, 3.0, 4.2, 1.5]]
+
+
+def tensor(data, shape=None, name="input-0", datatype="FP64"):
+    return {"name": name, "shape": shape or list(np.shape(data)), "datatype": datatype, "data": data}
+
+
+def infer(client, model="iris_classifier", **body):
+    return client.post(f"/v2/models/{model}/infer", json=body)
+
+
+def v2_error(response, status, contains=""):
+    """The protocol's error body: ``{"error": "..."}`` and nothing else, with the request id in a header."""
+    body = response.get_json()
+    assert response.status_code == status, (response.status_code, body)
+    assert set(body) == {"error"}, body
+    assert contains.lower() in body["error"].lower(), body
+    assert response.headers["X-Request-ID"]
+    return body["error"]
+
+
+def test_server_metadata_live_and_ready(client):
+    meta = client.get("/v2").get_json()
+    assert meta["name"] == "modelserve" and "binary_tensor_data" in meta["extensions"]
+    assert client.get("/v2/health/live").get_json() == {"live": True}
+    assert client.get("/v2/health/ready").get_json() == {"ready": True}
+
+
+def test_model_metadata_from_the_model(client):
+    meta = client.get("/v2/models/iris_classifier").get_json()
+    assert meta["name"] == "iris_classifier" and meta["versions"] == ["1"] and meta["platform"] == "sklearn"
+    assert meta["inputs"] == [
+        {"name": "input-0", "datatype": "FP64", "shape": [-1, 4], "parameters": {"feature_names": IRIS_FEATURES}}
+    ]
+    assert meta["outputs"] == [
+        {"name": "predict", "datatype": "INT64", "shape": [-1, 1]},
+        {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]},
+    ]
+    assert client.get("/v2/models/iris_classifier/versions/1").get_json() == meta
+    assert client.get("/v2/models/iris_xgboost/ready").get_json()["ready"] is True
+    assert client.get("/v2/models/iris_classifier/versions/1/ready").status_code == 200
+
+
+def test_infer_matches_api_v1_and_echoes_the_id(client):
+    v1 = client.post(
+        "/api/v1/batch-predict", json={"features": ROWS, "model_name": "iris_xgboost", "return_probabilities": True}
+    ).get_json()
+    response = infer(
+        client,
+        "iris_xgboost",
+        id="req-7",
+        inputs=[tensor(ROWS)],
+        outputs=[{"name": "predict"}, {"name": "predict_proba"}],
+    )
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["id"] == "req-7" and body["model_name"] == "iris_xgboost" and body["model_version"] == "1"
+    predict, proba = body["outputs"]
+    assert predict == {
+        "name": "predict",
+        "datatype": "INT64",
+        "shape": [3, 1],
+        "data": [p["prediction"] for p in v1["predictions"]],
+    }
+    assert proba["shape"] == [3, 3] and proba["datatype"] == "FP64"
+    assert np.allclose(np.reshape(proba["data"], (3, 3)), [p["probabilities"] for p in v1["predictions"]])
+
+
+def test_flat_data_fp32_and_parameters_ask_for_probabilities(client):
+    flat = [v for row in ROWS for v in row]
+    body = infer(
+        client, inputs=[tensor(flat, [3, 4], datatype="FP32")], parameters={"return_probabilities": True}
+    ).get_json()
+    assert [o["name"] for o in body["outputs"]] == ["predict", "predict_proba"]
+    assert "id" not in body
+
+
+def test_named_columns_make_a_table_in_any_order(client):
+    columns = list(zip(*ROWS, strict=True))
+    inputs = [tensor(list(columns[i]), [3], name=IRIS_FEATURES[i]) for i in (3, 1, 0, 2)]
+    body = infer(client, inputs=inputs).get_json()
+    matrix = infer(client, inputs=[tensor(ROWS)]).get_json()
+    assert body["outputs"] == matrix["outputs"]
+
+
+def test_the_in_process_model_gives_the_same_answer(app, client):
+    X, _ = iris()
+    served = app.extensions["modelserve"].registry.get("iris_classifier")
+    body = infer(client, inputs=[tensor(X.tolist())], outputs=[{"name": "predict_proba"}]).get_json()
+    assert np.allclose(np.reshape(body["outputs"][0]["data"], (len(X), 3)), served.model.predict_proba(X), atol=1e-12)
+
+
+def test_binary_inputs_and_outputs(client):
+    array = np.asarray(ROWS, dtype=np.float32)
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {"name": "x", "shape": [3, 4], "datatype": "FP32", "parameters": {"binary_data_size": array.nbytes}}
+            ],
+            "outputs": [{"name": "predict", "parameters": {"binary_data": True}}, {"name": "predict_proba"}],
+        }
+    )
+    response = client.post(
+        "/v2/models/iris_classifier/infer",
+        data=header + array.tobytes(),
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status_code == 200, response.data[:300]
+    length = int(response.headers["Inference-Header-Content-Length"])
+    head = orjson.loads(response.data[:length])
+    predict, proba = head["outputs"]
+    assert predict["parameters"] == {"binary_data_size": 24} and "data" not in predict
+    assert np.frombuffer(response.data[length:], dtype="<i8").tolist() == [0, 2, 1]
+    assert len(proba["data"]) == 9
+
+
+BAD = [
+    ("unknown-datatype", {"inputs": [tensor(ROWS, datatype="FP128")]}, 400, "unknown datatype"),
+    ("shape-mismatch", {"inputs": [tensor(ROWS, [2, 4])]}, 400, "needs 8 values"),
+    ("short-row", {"inputs": [tensor([[1.0, 2.0], [3.0]], [2, 2])]}, 400, "regular"),
+    ("ragged", {"inputs": [tensor([[1.0, 2.0, 3.0], [4.0]], [2, 2])]}, 400, "regular"),
+    ("mixed", {"inputs": [tensor([[1.0, 2.0], 3.0, 4.0], [2, 2])]}, 400, "regular"),
+    ("string-in-fp", {"inputs": [tensor(["a", 1.0, 2.0, 3.0], [1, 4])]}, 400, "must be numbers"),
+    ("bool-in-fp", {"inputs": [tensor([True, 1.0, 2.0, 3.0], [1, 4])]}, 400, "must be numbers"),
+    ("float-in-int", {"inputs": [tensor([1.5, 1, 2, 3], [1, 4], datatype="INT64")]}, 400, "integers"),
+    ("int-overflow", {"inputs": [tensor([300, 1, 2, 3], [1, 4], datatype="UINT8")]}, 400, "range"),
+    ("wrong-features", {"inputs": [tensor([[1.0, 2.0, 3.0]])]}, 400, "expected 4 features"),
+    ("wrong-input-name", {"inputs": [tensor([1.0], [1], name=n) for n in ["a", "b", "c", "d"]]}, 400, "unknown a"),
+    ("missing-column", {"inputs": [tensor([1.0], [1], name=n) for n in IRIS_FEATURES[:3]]}, 400, "petal_width"),
+    (
+        "column-lengths",
+        {"inputs": [tensor([1.0] * (i + 1), [i + 1], name=n) for i, n in enumerate(IRIS_FEATURES)]},
+        400,
+        "as many rows",
+    ),
+    ("duplicate-names", {"inputs": [tensor([1.0], [1], name="a"), tensor([1.0], [1], name="a")]}, 400, "unique"),
+    ("3-d", {"inputs": [tensor([[[1.0, 2.0, 3.0, 4.0]]])]}, 400, "shape [1, 1, 4]"),
+    ("unknown-output", {"inputs": [tensor(ROWS)], "outputs": [{"name": "transform"}]}, 400, "unknown output"),
+    ("no-data", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64"}]}, 400, "no 'data'"),
+    ("no-inputs", {"inputs": []}, 400, "inputs"),
+    ("missing-inputs", {}, 400, "inputs"),
+    ("unknown-field", {"inputs": [tensor(ROWS)], "colour": 1}, 400, "unknown"),
+    ("negative-shape", {"inputs": [tensor(ROWS, [-3, 4])]}, 400, "shape"),
+    ("bytes-for-numbers", {"inputs": [tensor(["a"], [1, 1], datatype="BYTES")]}, 400, "bytes"),
+    ("data-not-list", {"inputs": [tensor(5.0, [1])]}, 400, "must be a list"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "contains"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_inference_requests_are_clear_400s(client, body, status, contains):
+    v2_error(client.post("/v2/models/iris_classifier/infer", json=body), status, contains)
+
+
+def test_nan_is_refused(client):
+    body = '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [NaN, 1, 2, 3]}]}'
+    v2_error(client.post("/v2/models/iris_classifier/infer", data=body, content_type="application/json"), 400, "finite")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/models/nope",
+        "/v2/models/nope/ready",
+        "/v2/models/iris_classifier/versions/9",
+        "/v2/models/iris_classifier/versions/x/ready",
+        "/v2/nothing-here",
+    ],
+)
+def test_unknown_models_versions_and_routes_are_404(client, path):
+    v2_error(client.get(path), 404)
+
+
+def test_unknown_model_infer_is_404_and_bad_json_is_400(client):
+    v2_error(infer(client, "nope", inputs=[tensor(ROWS)]), 404, "nope")
+    v2_error(client.post("/v2/models/iris_classifier/infer", data="{", content_type="application/json"), 400, "json")
+    v2_error(client.post("/v2/models/iris_classifier/infer", data="{}", content_type="text/plain"), 415)
+
+
+def test_binary_framing_errors(client):
+    header = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}
+    )
+    post = client.post
+    url = "/v2/models/iris_classifier/infer"
+    v2_error(
+        post(url, data=header + b"\0" * 8, headers={"Inference-Header-Content-Length": str(len(header))}),
+        400,
+        "runs past",
+    )
+    v2_error(
+        post(url, data=header + b"\0" * 20, headers={"Inference-Header-Content-Length": str(len(header))}),
+        400,
+        "belong to no input",
+    )
+    v2_error(post(url, data=header, headers={"Inference-Header-Content-Length": "999"}), 400, "Inference-Header")
+
+
+def test_api_v1_errors_keep_their_shape(client):
+    body = client.post("/api/v1/predict", json={"features": [1.0]}).get_json()
+    assert body["code"] == 422 and "request_id" in body
+
+
+def test_repository_index_load_and_unload(client):
+    index = client.post("/v2/repository/index", json={}).get_json()
+    assert {"name": "iris_classifier", "version": "1", "state": "READY", "reason": ""} in index
+    assert client.post("/v2/repository/models/iris_xgboost/unload").status_code == 200
+    v2_error(client.get("/v2/models/iris_xgboost"), 404)
+    assert client.post("/v2/repository/models/iris_xgboost/load").status_code == 200
+    assert client.get("/v2/models/iris_xgboost").get_json()["name"] == "iris_xgboost"
+    v2_error(client.post("/v2/repository/models/never_seen/load"), 404, "model_path")
+    loaded = client.post(
+        "/v2/repository/models/copy/load", json={"parameters": {"model_path": "iris_classifier.joblib"}}
+    )
+    assert loaded.status_code == 200, loaded.get_json()
+    assert client.get("/v2/models/copy").get_json()["platform"] == "sklearn"
