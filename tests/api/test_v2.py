@@ -6,13 +6,8 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.bad_inputs_v2 import ROWS, V2_BAD_REQUESTS, tensor
 from tests.factories import IRIS_FEATURES, iris
-
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 2.9, 5.6, 1.8], [5.9, 3.0, 4.2, 1.5]]
-
-
-def tensor(data, shape=None, name="input-0", datatype="FP64"):
-    return {"name": name, "shape": shape or list(np.shape(data)), "datatype": datatype, "data": data}
 
 
 def infer(client, model="iris_classifier", **body):
@@ -124,85 +119,14 @@ def test_binary_inputs_and_outputs(client):
     assert len(proba["data"]) == 9
 
 
-BAD = [
-    ("unknown-datatype", {"inputs": [tensor(ROWS, datatype="FP128")]}, 400, "unknown datatype"),
-    ("shape-mismatch", {"inputs": [tensor(ROWS, [2, 4])]}, 400, "needs 8 values"),
-    ("short-row", {"inputs": [tensor([[1.0, 2.0], [3.0]], [2, 2])]}, 400, "regular"),
-    ("ragged", {"inputs": [tensor([[1.0, 2.0, 3.0], [4.0]], [2, 2])]}, 400, "regular"),
-    ("mixed", {"inputs": [tensor([[1.0, 2.0], 3.0, 4.0], [2, 2])]}, 400, "regular"),
-    ("string-in-fp", {"inputs": [tensor(["a", 1.0, 2.0, 3.0], [1, 4])]}, 400, "must be numbers"),
-    ("bool-in-fp", {"inputs": [tensor([True, 1.0, 2.0, 3.0], [1, 4])]}, 400, "must be numbers"),
-    ("float-in-int", {"inputs": [tensor([1.5, 1, 2, 3], [1, 4], datatype="INT64")]}, 400, "integers"),
-    ("int-overflow", {"inputs": [tensor([300, 1, 2, 3], [1, 4], datatype="UINT8")]}, 400, "range"),
-    ("wrong-features", {"inputs": [tensor([[1.0, 2.0, 3.0]])]}, 400, "expected 4 features"),
-    ("wrong-input-name", {"inputs": [tensor([1.0], [1], name=n) for n in ["a", "b", "c", "d"]]}, 400, "unknown a"),
-    ("missing-column", {"inputs": [tensor([1.0], [1], name=n) for n in IRIS_FEATURES[:3]]}, 400, "petal_width"),
-    (
-        "column-lengths",
-        {"inputs": [tensor([1.0] * (i + 1), [i + 1], name=n) for i, n in enumerate(IRIS_FEATURES)]},
-        400,
-        "as many rows",
-    ),
-    ("duplicate-names", {"inputs": [tensor([1.0], [1], name="a"), tensor([1.0], [1], name="a")]}, 400, "unique"),
-    ("3-d", {"inputs": [tensor([[[1.0, 2.0, 3.0, 4.0]]])]}, 400, "shape [1, 1, 4]"),
-    ("unknown-output", {"inputs": [tensor(ROWS)], "outputs": [{"name": "transform"}]}, 400, "unknown output"),
-    ("no-data", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64"}]}, 400, "no 'data'"),
-    ("no-inputs", {"inputs": []}, 400, "inputs"),
-    ("missing-inputs", {}, 400, "inputs"),
-    ("unknown-field", {"inputs": [tensor(ROWS)], "colour": 1}, 400, "unknown"),
-    ("negative-shape", {"inputs": [tensor(ROWS, [-3, 4])]}, 400, "shape"),
-    ("bytes-for-numbers", {"inputs": [tensor(["a"], [1, 1], datatype="BYTES")]}, 400, "bytes"),
-    ("data-not-list", {"inputs": [tensor(5.0, [1])]}, 400, "must be a list"),
-]
-
-
-@pytest.mark.parametrize(("body", "status", "contains"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
-def test_bad_inference_requests_are_clear_400s(client, body, status, contains):
-    v2_error(client.post("/v2/models/iris_classifier/infer", json=body), status, contains)
-
-
-def test_nan_is_refused(client):
-    body = '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [NaN, 1, 2, 3]}]}'
-    v2_error(client.post("/v2/models/iris_classifier/infer", data=body, content_type="application/json"), 400, "finite")
-
-
 @pytest.mark.parametrize(
-    "path",
-    [
-        "/v2/models/nope",
-        "/v2/models/nope/ready",
-        "/v2/models/iris_classifier/versions/9",
-        "/v2/models/iris_classifier/versions/x/ready",
-        "/v2/nothing-here",
-    ],
+    ("method", "path", "body", "headers", "status", "contains"),
+    [case[1:] for case in V2_BAD_REQUESTS],
+    ids=[case[0] for case in V2_BAD_REQUESTS],
 )
-def test_unknown_models_versions_and_routes_are_404(client, path):
-    v2_error(client.get(path), 404)
-
-
-def test_unknown_model_infer_is_404_and_bad_json_is_400(client):
-    v2_error(infer(client, "nope", inputs=[tensor(ROWS)]), 404, "nope")
-    v2_error(client.post("/v2/models/iris_classifier/infer", data="{", content_type="application/json"), 400, "json")
-    v2_error(client.post("/v2/models/iris_classifier/infer", data="{}", content_type="text/plain"), 415)
-
-
-def test_binary_framing_errors(client):
-    header = orjson.dumps(
-        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}
-    )
-    post = client.post
-    url = "/v2/models/iris_classifier/infer"
-    v2_error(
-        post(url, data=header + b"\0" * 8, headers={"Inference-Header-Content-Length": str(len(header))}),
-        400,
-        "runs past",
-    )
-    v2_error(
-        post(url, data=header + b"\0" * 20, headers={"Inference-Header-Content-Length": str(len(header))}),
-        400,
-        "belong to no input",
-    )
-    v2_error(post(url, data=header, headers={"Inference-Header-Content-Length": "999"}), 400, "Inference-Header")
+def test_bad_input_is_a_clear_4xx_in_the_protocols_shape(client, method, path, body, headers, status, contains):
+    v2_error(client.open(path, method=method, data=body, headers=headers), status, contains)
+    assert infer(client, inputs=[tensor(ROWS)]).status_code == 200
 
 
 def test_api_v1_errors_keep_their_shape(client):

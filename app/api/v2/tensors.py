@@ -102,7 +102,8 @@ def from_json(data: Any, datatype: str, where: str) -> np.ndarray:
         wrong = sorted(t.__name__ for t in found - allowed)
         raise TensorError(f"{where}: {datatype} data must be {_kind_text(dtype.kind)}; got {', '.join(wrong)}.")
     try:
-        return np.array(flat, dtype=dtype)
+        with np.errstate(over="ignore"):  # a float too large for FP32 becomes infinity: the model refuses it
+            return np.array(flat, dtype=dtype)
     except (OverflowError, ValueError):
         raise TensorError(f"{where}: a value is out of {datatype}'s range.") from None
 
