@@ -36,7 +36,7 @@ from bench import footprint, path_costs, report
 from bench.loadgen import ensure_wrk, run_wrk
 from bench.models import COMPILED, MODELS, batch_rows, train, write_mlserver_repository
 from bench.models import ROW as IRIS_ROW
-from bench.servers import PROJECT_ROOT, Server, bare_server, http_floor, mlserver, modelserve
+from bench.servers import PROJECT_ROOT, Server, bare_server, http_floor, mlserver, modelserve, modelserve_v2
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 MLSERVER_VENV = PROJECT_ROOT / "var" / "bench" / "mlserver-venv"
@@ -201,6 +201,7 @@ def main() -> None:
             "bare": bare_server(root / "bare", paths["iris_lr"], **settings),
             "flask": bare_server(root / "flask", paths["iris_lr"], **settings, flask=True),
         }
+        servers["modelserve_v2"] = modelserve_v2(servers["modelserve"])  # the same process, asked through /v2
         if venv is not None:
             servers["mlserver"] = mlserver(root / "mlserver", venv, repository)
         try:
