@@ -245,6 +245,20 @@ def v2_table(summary: dict[str, Any]) -> list[str]:
             f"{_num(v2.get('p99_ms'), 2)} | {_num(ml.get(rate))} | {_num(ml.get('p50_ms'), 2)} / "
             f"{_num(ml.get('p99_ms'), 2)} | {_ratio(cell.get('v2_x_mlserver'))} |"
         )
+    equality = summary["meta"].get("v2_equality")
+    if equality is not None:
+        problems = {
+            f"{model}, {title}: {'; '.join(found)}"
+            for model, titles in equality.items()
+            for title, found in titles.items()
+            if found
+        }
+        verdict = "the same" if not problems else "**different**: " + " / ".join(sorted(problems))
+        lines += [
+            "",
+            f"Outputs of the same V2 requests (names, datatypes, shapes, values to 1e-6) against MLServer's: "
+            f"{verdict}.",
+        ]
     return lines
 
 

@@ -11,8 +11,9 @@ from typing import Any
 def register(api: Any) -> None:
     """The V2 error body as response components, then the blueprint (whose views refer to them)."""
     from app.api.v2.resources import V2_ERRORS, blp
-    from app.api.v2.schemas import V2ErrorSchema
+    from app.api.v2.schemas import V2ErrorSchema, tensor_data_openapi
 
+    api.ma_plugin.converter.add_attribute_function(tensor_data_openapi)
     api.spec.components.schema("V2Error", schema=V2ErrorSchema)
     for code, name in V2_ERRORS.items():
         description = HTTPStatus(int(code)).phrase

@@ -117,7 +117,7 @@ def infer(
     if PREDICT_PROBA in wanted.names:
         if outputs.proba is None:
             raise TensorError(f"Model '{served.name}' gives no probabilities; ask for '{PREDICT}' only.")
-        arrays[PREDICT_PROBA] = outputs.proba
+        arrays[PREDICT_PROBA] = outputs.proba.astype(proba_dtype(served), copy=False)
     parts: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     for name in wanted.names:
@@ -125,6 +125,26 @@ def infer(
         parts.append(part)
         chunks.append(chunk)
     return parts, chunks
+
+
+def proba_dtype(served: ServedModel) -> np.dtype:
+    """The dtype the model's own ``predict_proba`` gives (float32 for XGBoost), probed once per version.
+
+    The shared path computes in float64; a V2 client gets the model's own type, as MLServer sends it.
+    The values came from that type, so converting them back loses nothing.
+    """
+    dtype = served.cache.get("proba_dtype")
+    if dtype is None:
+        dtype = np.dtype(np.float64)
+        count = feature_count(served)
+        if served.predict_proba is not None and count:
+            try:
+                found = np.asarray(served.predict_proba(np.zeros((1, count)))).dtype
+            except Exception:  # a probe: the prediction itself reports the model's failures
+                found = dtype
+            dtype = found if found.kind == "f" else dtype
+        served.cache["proba_dtype"] = dtype
+    return dtype
 
 
 def predicted_values(served: ServedModel, outputs: Outputs) -> np.ndarray:

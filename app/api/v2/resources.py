@@ -11,13 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from flask import Response, g, request
 from flask.views import MethodView
 
 from app import __version__
 from app.api.predictions.resources import check_model_name
 from app.api.v2.framing import HEADER_LENGTH, V2Blueprint, binary_part
-from app.api.v2.infer import MATRIX_INPUT, PREDICT, PREDICT_PROBA, infer, predicted_values, wanted_outputs
+from app.api.v2.infer import (
+    MATRIX_INPUT,
+    PREDICT,
+    PREDICT_PROBA,
+    infer,
+    predicted_values,
+    proba_dtype,
+    wanted_outputs,
+)
 from app.api.v2.schemas import (
     INFER_EXAMPLE,
     EmptySchema,
@@ -44,7 +53,7 @@ from app.services import services
 
 blp = V2Blueprint("v2", __name__, url_prefix="/v2", description="The Open Inference Protocol (V2), REST.")
 #: Response names of the V2 error body, by status (registered by :func:`app.api.v2.register`).
-V2_ERRORS = {str(code): f"V2_{code}" for code in (400, 401, 403, 404, 405, 413, 415, 429, 503)}
+V2_ERRORS = {str(code): f"V2_{code}" for code in (400, 401, 403, 404, 405, 409, 413, 415, 429, 503)}
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
 
 
@@ -153,7 +162,7 @@ class Infer(MethodView):
 @blp.route("/repository/index")
 class RepositoryIndex(MethodView):
     @v2_access("admin", "model_management")
-    @blp.arguments(RepositoryIndexRequestSchema, example={"ready": True})
+    @blp.arguments(RepositoryIndexRequestSchema, required=False, example={"ready": True})
     @blp.response(200, RepositoryModelSchema(many=True))
     def post(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """Every version of every model in the registry; each is READY (any worker loads it on first use)."""
@@ -167,8 +176,10 @@ class RepositoryIndex(MethodView):
 
 @blp.route("/repository/models/<name:model_name>/load")
 class RepositoryLoad(MethodView):
-    @v2_access("admin", "model_management", 404)
-    @blp.arguments(RepositoryLoadRequestSchema, example={"parameters": {"model_path": "iris_classifier.joblib"}})
+    @v2_access("admin", "model_management", 404, 409)
+    @blp.arguments(
+        RepositoryLoadRequestSchema, required=False, example={"parameters": {"model_path": "iris_classifier.joblib"}}
+    )
     @blp.response(200, EmptySchema)
     def post(self, body: dict[str, Any], model_name: str) -> dict[str, Any]:
         """Load a model in every worker: the file ``parameters.model_path`` names, else the model's own
@@ -196,7 +207,7 @@ class RepositoryLoad(MethodView):
 @blp.route("/repository/models/<name:model_name>/unload")
 class RepositoryUnload(MethodView):
     @v2_access("admin", "model_management", 404)
-    @blp.arguments(RepositoryUnloadRequestSchema, example={})
+    @blp.arguments(RepositoryUnloadRequestSchema, required=False, example={})
     @blp.response(200, EmptySchema)
     def post(self, body: dict[str, Any], model_name: str) -> dict[str, Any]:
         """Stop serving a model (every version) in every worker, as ``DELETE /api/v1/models/{model_name}``."""
@@ -221,7 +232,10 @@ def model_metadata(served: ServedModel) -> dict[str, Any]:
     outputs = [{"name": PREDICT, "datatype": predict_type, "shape": [-1, 1]}]
     if served.predict_proba is not None:
         classes = served.description.classes
-        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, len(classes) if classes else -1]})
+        shape = [-1, len(classes) if classes is not None and len(classes) else -1]
+        outputs.append(
+            {"name": PREDICT_PROBA, "datatype": datatype_of(np.empty(0, proba_dtype(served))), "shape": shape}
+        )
     return {
         "name": served.name,
         "versions": [str(v) for v in versions],

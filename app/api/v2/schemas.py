@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 
 from app.api.v2.tensors import DATATYPES
+from app.validation import StrictBoolean
 
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 2.9, 5.6, 1.8]]
 INFER_EXAMPLE = {
@@ -32,6 +35,25 @@ class Parameters(ma.fields.Dict):
         super().__init__(keys=ma.fields.String(), load_default=None, allow_none=True, **kwargs)
 
 
+class TensorData(ma.fields.Field):
+    """A tensor's ``data``: a list, flat or nested, checked value by value by :mod:`app.api.v2.tensors`
+    (walking it here as marshmallow fields would cost as much as the prediction)."""
+
+    default_error_messages = {"invalid": "Must be a list (flat or nested row-major)."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if type(value) is not list:
+            raise self.make_error("invalid")
+        return value
+
+
+def tensor_data_openapi(converter: Any, field: ma.fields.Field, **_: Any) -> dict[str, Any]:
+    """apispec attribute function: document :class:`TensorData` as the JSON it accepts."""
+    if isinstance(field, TensorData):
+        return {"type": "array", "items": {}}
+    return {}
+
+
 class RequestInputSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
@@ -51,7 +73,7 @@ class RequestInputSchema(ma.Schema):
     parameters = Parameters(
         metadata={"description": "binary_data_size: the tensor's bytes follow the JSON header (no 'data')."}
     )
-    data = ma.fields.Raw(
+    data = TensorData(
         metadata={
             "description": "The values, row-major: flat or nested lists (strings for BYTES).",
             "example": [[5.1, 3.5, 1.4, 0.2]],
@@ -128,7 +150,7 @@ class ModelMetadataSchema(ma.Schema):
 
 
 class RepositoryIndexRequestSchema(_Strict):
-    ready = ma.fields.Boolean(load_default=False, metadata={"description": "Only the models that are ready."})
+    ready = StrictBoolean(load_default=False, metadata={"description": "Only the models that are ready."})
 
 
 class RepositoryModelSchema(ma.Schema):
