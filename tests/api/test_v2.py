@@ -6,6 +6,8 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.api.test_metrics import samples, value
+from tests.api.test_security import ADMIN_KEY, KEYS, PREDICT_KEY
 from tests.bad_inputs_v2 import ROWS, V2_BAD_REQUESTS, tensor
 from tests.factories import IRIS_FEATURES, iris
 
@@ -147,3 +149,32 @@ def test_repository_index_load_and_unload(client):
     )
     assert loaded.status_code == 200, loaded.get_json()
     assert client.get("/v2/models/copy").get_json()["platform"] == "sklearn"
+
+
+def test_same_rate_limit_group_and_429_in_the_protocols_shape(make_app):
+    client = make_app(security={"rate_limits": {"predict": "2/minute"}}).test_client()
+    assert client.post("/api/v1/predict", json={"features": ROWS[0]}).status_code == 200
+    assert infer(client, inputs=[tensor(ROWS)]).status_code == 200
+    response = infer(client, inputs=[tensor(ROWS)])  # the third in the predict group, /api/v1 and /v2 together
+    assert "2 per 1 minute" in v2_error(response, 429)
+    assert response.headers["X-RateLimit-Remaining"] == "0" and int(response.headers["Retry-After"]) > 0
+
+
+def test_same_credentials_and_roles(make_app):
+    client = make_app(security={"api_keys": KEYS}).test_client()
+    assert "credentials" in v2_error(infer(client, inputs=[tensor(ROWS)]), 401)
+    ok = client.post(
+        "/v2/models/iris_classifier/infer", json={"inputs": [tensor(ROWS)]}, headers={"X-API-Key": PREDICT_KEY}
+    )
+    assert ok.status_code == 200
+    v2_error(client.post("/v2/repository/index", headers={"X-API-Key": PREDICT_KEY}), 403, "admin")
+    assert client.post("/v2/repository/index", headers={"X-API-Key": ADMIN_KEY}).status_code == 200
+    assert client.get("/v2/health/ready").status_code == 200  # probes need no credentials
+
+
+def test_requests_and_predictions_are_counted_under_the_v2_routes(client):
+    infer(client, inputs=[tensor(ROWS)])
+    found = samples(client)
+    route = {"method": "POST", "endpoint": "/v2/models/{model_name}/infer"}
+    assert value(found, "http_requests_total", **route, status="200") == 1
+    assert value(found, "model_predictions_total", model_name="iris_classifier", status="success") >= 1
