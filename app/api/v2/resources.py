@@ -134,7 +134,7 @@ class ModelReady(MethodView):
 @blp.route("/models/<name:model_name>/versions/<version>/infer", endpoint="infer_version")
 class Infer(MethodView):
     @v2_access("predict", "predict", 404, 413, 415)
-    @blp.arguments(InferenceRequestSchema, example=INFER_EXAMPLE)
+    @blp.arguments(InferenceRequestSchema(), example=INFER_EXAMPLE)
     @blp.response(200, InferenceResponseSchema)
     def post(self, body: dict[str, Any], model_name: str, version: str | None = None) -> Response:
         """Predict: ``predict`` for every row, and ``predict_proba`` when asked for (by output name, or the
@@ -162,7 +162,7 @@ class Infer(MethodView):
 @blp.route("/repository/index")
 class RepositoryIndex(MethodView):
     @v2_access("admin", "model_management")
-    @blp.arguments(RepositoryIndexRequestSchema, required=False, example={"ready": True})
+    @blp.arguments(RepositoryIndexRequestSchema(), required=False, example={"ready": True})
     @blp.response(200, RepositoryModelSchema(many=True))
     def post(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """Every version of every model in the registry; each is READY (any worker loads it on first use)."""
@@ -207,7 +207,7 @@ class RepositoryLoad(MethodView):
 @blp.route("/repository/models/<name:model_name>/unload")
 class RepositoryUnload(MethodView):
     @v2_access("admin", "model_management", 404)
-    @blp.arguments(RepositoryUnloadRequestSchema, required=False, example={})
+    @blp.arguments(RepositoryUnloadRequestSchema(), required=False, example={})
     @blp.response(200, EmptySchema)
     def post(self, body: dict[str, Any], model_name: str) -> dict[str, Any]:
         """Stop serving a model (every version) in every worker, as ``DELETE /api/v1/models/{model_name}``."""

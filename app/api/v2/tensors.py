@@ -41,6 +41,7 @@ DATATYPES = tuple(DTYPES)
 _JSON_TYPES = {"b": frozenset({bool}), "i": frozenset({int}), "u": frozenset({int}), "f": frozenset({int, float})}
 _NUMPY_DATATYPE = {dtype.str: name for name, dtype in DTYPES.items() if name != "BYTES"}
 _LENGTH = struct.Struct("<I")
+IRREGULAR = "nested 'data' must be regular: lists of one length at each level."
 
 
 class TensorError(BadRequest):
@@ -91,13 +92,15 @@ def decode_inputs(inputs: Sequence[dict[str, Any]], binary: memoryview | bytes =
 def from_json(data: Any, datatype: str, where: str) -> np.ndarray:
     """JSON ``data`` (flat, or nested row-major) as a flat array of ``datatype``, every value checked."""
     flat = _flatten(data, where)
+    found = set(map(type, flat))
+    if list in found:
+        raise TensorError(f"{where}: {IRREGULAR}")
     if datatype == "BYTES":
-        if not set(map(type, flat)) <= {str}:
+        if not found <= {str}:
             raise TensorError(f"{where}: BYTES data must be strings.")
         return np.array(flat, dtype=object)
     dtype = DTYPES[datatype]
     allowed = _JSON_TYPES[dtype.kind]
-    found = set(map(type, flat))
     if not found <= allowed:
         wrong = sorted(t.__name__ for t in found - allowed)
         raise TensorError(f"{where}: {datatype} data must be {_kind_text(dtype.kind)}; got {', '.join(wrong)}.")
@@ -113,16 +116,14 @@ def _kind_text(kind: str) -> str:
 
 
 def _flatten(data: Any, where: str) -> list[Any]:
-    """Nested lists to one flat list, row-major; nested data must be as regular as a tensor."""
+    """Nested lists to one flat list, row-major, each level checked whole (values are the caller's)."""
     if type(data) is not list:
         raise TensorError(f"{where}: 'data' must be a list (flat or nested row-major).")
     flat = data
     while flat and type(flat[0]) is list:
-        if not all(type(item) is list for item in flat) or len(set(map(len, flat))) != 1:
-            raise TensorError(f"{where}: nested 'data' must be regular: lists of one length at each level.")
+        if set(map(type, flat)) != {list} or len(set(map(len, flat))) != 1:
+            raise TensorError(f"{where}: {IRREGULAR}")
         flat = list(chain.from_iterable(flat))
-    if any(type(item) is list for item in flat):
-        raise TensorError(f"{where}: nested 'data' must be regular: lists of one length at each level.")
     return flat
 
 
