@@ -119,6 +119,7 @@ V2_BAD_REQUESTS = [
     ("unknown-model-ready", "GET", "/v2/models/nope/ready", None, {}, 404, "nope"),
     ("unknown-version", "GET", "/v2/models/iris_classifier/versions/9", None, {}, 404, "no version 9"),
     ("version-not-number", "GET", "/v2/models/iris_classifier/versions/x/ready", None, {}, 404, "numbers"),
+    ("version-unicode-digit", "GET", "/v2/models/iris_classifier/versions/%C2%B2", None, {}, 404, "numbers"),
     ("invalid-model-name", "GET", "/v2/models/a.b", None, {}, 400, "model_name"),
     ("unknown-route", "GET", "/v2/nothing-here", None, {}, 404, ""),
     ("wrong-method", "GET", INFER, None, {}, 405, ""),

@@ -59,7 +59,7 @@ EXTENSIONS = ["binary_tensor_data", "model_repository"]
 
 def v2_access(role: str, rate: str | None = None, *codes: int) -> Any:
     """:func:`app.security.policy.requires` documenting the protocol's error body for its errors."""
-    wanted = ("400", "401", "403", "429", *map(str, codes)) if rate else ("400", "401", "403", *map(str, codes))
+    wanted = ("400", "401", "403", *(("429",) if rate else ()), *map(str, codes))
     return requires(role, rate=rate, errors={code: V2_ERRORS[code] for code in wanted})
 
 
@@ -69,7 +69,7 @@ def served_model(model_name: str, version: str | None) -> ServedModel:
     registry = services().registry
     if version is None:
         return registry.get(model_name)
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit()):
         raise NotFound(f"Model '{model_name}' has no version '{version}': versions are numbers.")
     return registry.get_version(registry.resolve_name(model_name), int(version))
 
