@@ -57,6 +57,8 @@ V2_BAD_REQUESTS = [
     _infer("negative-shape", {"inputs": [tensor(ROWS, [-3, 4])]}, "shape"),
     _infer("shape-not-list", {"inputs": [tensor(ROWS, "3x4")]}, "shape"),
     _infer("3-d", {"inputs": [tensor([[[1.0, 2.0, 3.0, 4.0]]])]}, "shape [1, 1, 4]"),
+    _infer("no-rows", {"inputs": [tensor([], [0, 4])]}, "no rows"),
+    _infer("no-rows-table", {"inputs": [tensor([], [0], name=n) for n in IRIS_FEATURES]}, "no rows"),
     _infer("bytes-for-numbers", {"inputs": [tensor(["a"], [1, 1], datatype="BYTES")]}, "bytes"),
     # --- the model's features ---
     _infer("too-few-features", {"inputs": [tensor([[1.0, 2.0, 3.0]])]}, "expected 4 features"),

@@ -109,6 +109,8 @@ def infer(
 ) -> tuple[list[dict[str, Any]], list[bytes]]:
     """Predict and return the output tensors (JSON parts) and their binary chunks, in the order asked."""
     rows = model_rows(tensors)
+    if not len(rows):
+        raise TensorError("The inputs hold no rows: a model predicts at least one.")
     if isinstance(rows, Features) and feature_names_of(served) is None and len(rows.rows[0]) == 1:
         if feature_count(served) in (None, 1):  # one unnamed column for a one-feature model
             rows = np.asarray([list(row.values()) for row in rows.rows], dtype=np.float64)
