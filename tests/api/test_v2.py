@@ -178,3 +178,11 @@ def test_requests_and_predictions_are_counted_under_the_v2_routes(client):
     route = {"method": "POST", "endpoint": "/v2/models/{model_name}/infer"}
     assert value(found, "http_requests_total", **route, status="200") == 1
     assert value(found, "model_predictions_total", model_name="iris_classifier", status="success") >= 1
+
+
+def test_not_ready_is_503_with_the_same_reasons_as_api_v1(make_app):
+    client = make_app(health={"required_models": ["missing_model"]}).test_client()
+    v1 = client.get("/api/v1/health/ready").get_json()
+    assert v1["code"] == 503
+    assert v2_error(client.get("/v2/health/ready"), 503) == v1["message"]
+    assert client.get("/v2/health/live").status_code == 200
