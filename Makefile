@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 INSTALL_INPUTS := setup.cfg pyproject.toml
 
-.PHONY: serve serve-dev test lint demo-models install install-test clean docker-build docker-prod bench
+.PHONY: serve serve-dev test lint demo-models install install-test clean docker-build docker-prod bench mlserver-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,12 @@ serve-dev: demo-models
 lint: install-test
 	$(VENV)/bin/ruff check app plugins tests gunicorn.conf.py bench load_test.py
 
-test: install-test lint
+# MLServer 1.7.1 in its own venv (var/bench/mlserver-venv, the bench's), for the V2 equality test
+# (tests/integration/test_v2_mlserver.py). Installed once; when it cannot be, the test skips and says why.
+mlserver-venv: install-test
+	-$(PY) -c 'from bench.run import MLSERVER_VENV, ensure_mlserver; print(ensure_mlserver(MLSERVER_VENV) or "MLServer: ready")'
+
+test: install-test lint mlserver-venv
 	$(PY) -m pytest
 
 # The documentation site (mkdocs.yml, docs/) with live reload, beside a server on :8000.

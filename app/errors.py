@@ -38,6 +38,11 @@ class ErrorSchema(ma.Schema):
     )
 
 
+def is_v2_path(path: str) -> bool:
+    """A route of the Open Inference Protocol (:mod:`app.api.v2`), whose errors are ``{"error": "..."}``."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
 class ApiError(HTTPException):
     """Base of the errors our own code raises; ``code`` is the HTTP status."""
 

@@ -1,5 +1,9 @@
 """flask-smorest's Api and Blueprint, subclassed once: our error body and our JSON body parser.
 
+The routes of the Open Inference Protocol (``/v2``) answer errors in that
+protocol's shape, ``{"error": "..."}``, from the same handler; a
+validation error there is the protocol's 400 rather than a 422.
+
 An Api is created per application by the factory (flask-smorest keeps one
 spec per Api instance, and tests build many applications).
 """
@@ -10,13 +14,13 @@ import json
 from typing import Any
 
 import orjson
-from flask import g
+from flask import g, request
 from flask_smorest import Api, Blueprint
 from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from app.errors import BadRequest, ErrorSchema
+from app.errors import BadRequest, ErrorSchema, is_v2_path
 
 
 class ModelServeApi(Api):
@@ -34,6 +38,8 @@ class ModelServeApi(Api):
             payload["message"] = _summary(payload.get("errors")) or error.description or error.name
         payload["request_id"] = g.get("request_id", "-")
         extra = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        if is_v2_path(request.path):
+            return {"error": payload["message"]}, 400 if status == 422 else status, {**extra, **(headers or {})}
         return payload, status, {**extra, **(headers or {})}
 
 
@@ -62,6 +68,10 @@ class JsonBodyParser(FlaskParser):
         data = req.get_data(cache=True)
         if not data:
             return core.missing
+        return self.parse_body(data)
+
+    def parse_body(self, data: bytes) -> Any:
+        """JSON text as Python, a JSON object as a :class:`JsonObject`; 400 when it is no JSON."""
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:

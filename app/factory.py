@@ -116,6 +116,7 @@ def register_api(app: Flask) -> None:
     from app.api.models.resources import blp as models_blp
     from app.api.predictions.resources import blp as predictions_blp
     from app.api.system.resources import build_blueprint as build_system_blueprint
+    from app.api.v2 import register as register_v2
     from app.validation import NameConverter, name_converter_openapi
 
     app.url_map.converters["name"] = NameConverter  # model names and aliases in URLs
@@ -129,6 +130,7 @@ def register_api(app: Flask) -> None:
         api.register_blueprint(blueprint)
     settings = app.config["MODELSERVE"]
     api.register_blueprint(build_system_blueprint(settings["monitoring"], settings["security"]["metrics_require_auth"]))
+    register_v2(api)  # the Open Inference Protocol beside /api/v1
     from app.storage_faults import register_storage_errors
 
     register_storage_errors(app, api)  # a full or read-only disk: 507 / 503, not 500

@@ -15,6 +15,10 @@ BARE_TITLES = {"bare": "raw WSGI (orjson + NumPy)", "flask": "minimal Flask rout
 SINGLE_ROW_TARGET = 1.75
 FOREST_TARGET = 10.0
 BATCH_TARGET = 1.5
+#: The same protocol on both sides: modelserve's /v2 against MLServer, the very same request bytes.
+V2_TARGET = 2.0
+V2 = "modelserve_v2"
+SERVERS = ("modelserve", V2, "mlserver", *PLAIN)
 MODEL_TITLES = {"iris_lr": "LogisticRegression", "iris_rf": "RandomForest(100)", "iris_xgb": "XGBoost(100)"}
 
 
@@ -32,7 +36,7 @@ def summarize(rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any
     for kind, model, connections in keys:
         cell: dict[str, Any] = {"kind": kind, "model": model, "connections": connections}
         rows_per_request = 1000 if kind == "batch" else 1
-        for server in ("modelserve", "mlserver", *PLAIN):
+        for server in SERVERS:
             source_model = "floor" if server in PLAIN else model
             runs = by.get((kind, source_model, connections, server), {})
             if server in PLAIN and kind == "batch" or server in BARE and model != "iris_lr":
@@ -51,6 +55,11 @@ def summarize(rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any
         pairs = [
             ("x_mlserver", ours, by.get((kind, model, connections, "mlserver"), {})),
             ("x_floor", ours, floor),
+            (
+                "v2_x_mlserver",
+                by.get((kind, model, connections, V2), {}),
+                by.get((kind, model, connections, "mlserver"), {}),
+            ),
         ]
         if model == "iris_lr":
             pairs += [(f"{bare}_x_floor", by.get((kind, "floor", connections, bare), {}), floor) for bare in BARE]
@@ -104,6 +113,19 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
         what = "batch 1000 rows LR" if cell["kind"] == "batch" else cell["model"]
         ratio = ours["p99_ms"] / theirs["p99_ms"] if ours and theirs else None
         add(f"{what} c={cell['connections']}: p99 / MLServer p99 <= 1", ratio, 1.0, higher_is_better=False)
+    for cell in summary["cells"]:
+        v2, theirs = cell.get(V2), cell.get("mlserver")
+        if cell["kind"] == "single" and cell["model"] == "iris_rf" or cell["connections"] not in (1, 8):
+            continue
+        what = "batch 1000 rows LR" if cell["kind"] == "batch" else cell["model"]
+        unit = "rows/s" if cell["kind"] == "batch" else "req/s"
+        add(
+            f"V2 {what} c={cell['connections']}: {unit} vs MLServer >= {V2_TARGET:g}x",
+            cell.get("v2_x_mlserver"),
+            V2_TARGET,
+        )
+        ratio = v2["p99_ms"] / theirs["p99_ms"] if v2 and theirs else None
+        add(f"V2 {what} c={cell['connections']}: p99 / MLServer p99 <= 1", ratio, 1.0, higher_is_better=False)
     foot = summary["meta"]["footprint"]
     for where, title in (("one_core", "one core"), ("two_cores", "two cores")):
         startup = foot[f"startup_median_s_{where}"]["modelserve"]
@@ -163,6 +185,7 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{_num(ms.get('p99_ms'), 2)} | {_num(ml.get('rows_per_s'))} | {_num(ml.get('p50_ms'), 2)} / "
             f"{_num(ml.get('p99_ms'), 2)} | {_ratio(cell.get('x_mlserver'))} |"
         )
+    lines += v2_table(summary)
     foot = meta["footprint"]
     mem = foot.get("memory_modelserve_4_workers", {})
     ml_mem = foot.get("memory_mlserver")
@@ -189,7 +212,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"| {_num(ml_mem['rss_mb'][0]) if ml_mem else '–'} (one process) |",
         "",
         f"Errors (non-2xx, socket) across all runs: "
-        f"{sum(c.get(s, {}).get('errors', 0) for c in summary['cells'] for s in ('modelserve', 'mlserver', *PLAIN))}."
+        f"{sum(c.get(s, {}).get('errors', 0) for c in summary['cells'] for s in SERVERS)}."
         f" Compute threads inside a modelserve worker (threadpoolctl): {meta['compute_threads']}.",
         "",
         *_path_costs(meta),
@@ -200,6 +223,43 @@ def markdown(summary: dict[str, Any]) -> str:
         met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
         lines.append(f"| {target['target']} | {_num(target['value'], 2)} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def v2_table(summary: dict[str, Any]) -> list[str]:
+    """modelserve's /v2 against MLServer, the same protocol and the very same request bytes."""
+    lines = [
+        "",
+        "| Open Inference Protocol (V2), same request bytes | conns | modelserve V2 req/s (rows/s) | p50 / p99 ms "
+        "| MLServer req/s (rows/s) | p50 / p99 ms | × MLServer |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in summary["cells"]:
+        v2, ml = cell.get(V2, {}), cell.get("mlserver", {})
+        if not v2:
+            continue
+        batch = cell["kind"] == "batch"
+        what = "1,000-row batch, LogisticRegression" if batch else MODEL_TITLES[cell["model"]]
+        rate = "rows_per_s" if batch else "rps"
+        lines.append(
+            f"| {what} | {cell['connections']} | {_num(v2.get(rate))} | {_num(v2.get('p50_ms'), 2)} / "
+            f"{_num(v2.get('p99_ms'), 2)} | {_num(ml.get(rate))} | {_num(ml.get('p50_ms'), 2)} / "
+            f"{_num(ml.get('p99_ms'), 2)} | {_ratio(cell.get('v2_x_mlserver'))} |"
+        )
+    equality = summary["meta"].get("v2_equality")
+    if equality is not None:
+        problems = {
+            f"{model}, {title}: {'; '.join(found)}"
+            for model, titles in equality.items()
+            for title, found in titles.items()
+            if found
+        }
+        verdict = "the same" if not problems else "**different**: " + " / ".join(sorted(problems))
+        lines += [
+            "",
+            f"Outputs of the same V2 requests (names, datatypes, shapes, values to 1e-6) against MLServer's: "
+            f"{verdict}.",
+        ]
+    return lines
 
 
 def _path_costs(meta: dict[str, Any]) -> list[str]:

@@ -36,7 +36,8 @@ from bench import footprint, path_costs, report
 from bench.loadgen import ensure_wrk, run_wrk
 from bench.models import COMPILED, MODELS, batch_rows, train, write_mlserver_repository
 from bench.models import ROW as IRIS_ROW
-from bench.servers import PROJECT_ROOT, Server, bare_server, http_floor, mlserver, modelserve
+from bench.servers import PROJECT_ROOT, Server, bare_server, http_floor, mlserver, modelserve, modelserve_v2
+from bench.v2_equality import compare
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 MLSERVER_VENV = PROJECT_ROOT / "var" / "bench" / "mlserver-venv"
@@ -201,6 +202,7 @@ def main() -> None:
             "bare": bare_server(root / "bare", paths["iris_lr"], **settings),
             "flask": bare_server(root / "flask", paths["iris_lr"], **settings, flask=True),
         }
+        servers["modelserve_v2"] = modelserve_v2(servers["modelserve"])  # the same process, asked through /v2
         if venv is not None:
             servers["mlserver"] = mlserver(root / "mlserver", venv, repository)
         try:
@@ -208,6 +210,7 @@ def main() -> None:
                 started = server.start(args.server_core)
                 server.wait_until_serving("iris_lr", started)
             threads = footprint.compute_threads(servers["modelserve"])
+            equality = v2_equality(servers)
             bodies = write_bodies(root, servers)
             rows = measure(args, servers, bodies, run_dir / "raw.jsonl")
         finally:
@@ -236,6 +239,7 @@ def main() -> None:
         "footprint": foot,
         "git": _git_head(),
         "path_costs": pieces,
+        "v2_equality": equality,
     }
     summary = report.summarize(rows, meta)
     text = report.markdown(summary)
@@ -246,6 +250,16 @@ def main() -> None:
     (args.results / "latest.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     shutil.copyfile(run_dir / "raw.jsonl", args.results / "latest-raw.jsonl")  # every wrk run, kept with the summary
     print(f"raw output: {run_dir}")
+
+
+def v2_equality(servers: dict[str, Server]) -> dict[str, dict[str, list[str]]] | None:
+    """Each model's differences between modelserve's /v2 and MLServer's answers to the same requests."""
+    if "mlserver" not in servers:
+        return None
+    ours, theirs = servers["modelserve_v2"], servers["mlserver"]
+    found = {model: compare(ours.url(model), theirs.url(model), ours.headers) for model in ("iris_lr", "iris_xgb")}
+    print(f"V2 outputs against MLServer's: {json.dumps(found)}", flush=True)
+    return found
 
 
 def _cpu_model() -> str:

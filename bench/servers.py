@@ -191,17 +191,54 @@ class BareServer(HttpFloor):
         assert reply["prediction_label"] == "setosa" and len(reply["probabilities"]) == 3, reply
 
 
+def v2_body(rows: list[list[float]]) -> dict[str, Any]:
+    """An Open Inference Protocol request for ``rows``, asking for the default output (predict): the
+    cheapest request MLServer answers. modelserve's V2 rows send the very same bytes."""
+    return {"inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP64", "data": rows}]}
+
+
 class MLServer(Server):
     def url(self, model: str, batch: bool = False) -> str:
         return f"http://127.0.0.1:{self.port}/v2/models/{model}/infer"
 
     def body(self, model: str, rows: list[list[float]]) -> Any:
-        # Its default output (predict): the cheapest request MLServer answers.
-        return {"inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP64", "data": rows}]}
+        return v2_body(rows)
 
     def check(self, model: str, reply: Any, rows: int) -> None:
         output = reply["outputs"][0]
         assert output["shape"][0] == rows and output["data"][0] == 0, reply
+
+
+@dataclass
+class ModelServeV2(MLServer):
+    """modelserve's own process asked through ``/v2`` (the Open Inference Protocol), as MLServer is asked.
+
+    Not a process of its own: starting and stopping it are the main modelserve server's business.
+    """
+
+    main: ModelServe | None = None
+
+    def start(self, core: int | None) -> float:
+        return time.monotonic()
+
+    def stop(self) -> None:
+        pass
+
+    def alive(self) -> bool:
+        return self.main is not None and self.main.alive()
+
+
+def modelserve_v2(main: ModelServe) -> ModelServeV2:
+    """The V2 view of a modelserve server (the same port, key and log)."""
+    return ModelServeV2(
+        name="modelserve_v2",
+        port=main.port,
+        log_path=main.log_path,
+        command=[],
+        env={},
+        headers=main.headers,
+        main=main,
+    )
 
 
 def _sha256(path: Path) -> str:

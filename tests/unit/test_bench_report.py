@@ -115,3 +115,19 @@ def test_a_run_without_mlserver_still_reports():
     text = report.markdown(summary)
     assert "| LogisticRegression | 1 | 4,000 |" in text
     assert "not measured" in text
+
+
+def test_v2_rows_compare_modelserve_v2_with_mlserver():
+    found = rows()
+    for rnd in (1, 2, 3):
+        for model in MODELS:
+            found.append(run("single", model, 1, "modelserve_v2", rnd, 5000))
+        found.append(run("batch", "iris_lr", 1, "modelserve_v2", rnd, 1500))
+    summary = report.summarize(found, meta())
+    targets = {t["target"]: t["met"] for t in summary["targets"]}
+    assert targets["V2 iris_lr c=1: req/s vs MLServer >= 2x"] is True  # 5,000 against 2,000
+    assert targets["V2 batch 1000 rows LR c=1: rows/s vs MLServer >= 2x"] is False  # 1,500 against 1,000
+    assert not any(name.startswith("V2 iris_rf") for name in targets)
+    text = report.markdown(summary)
+    assert "| XGBoost(100) | 1 | 5,000 |" in text
+    assert "| 1,000-row batch, LogisticRegression | 1 | 1,500,000 |" in text

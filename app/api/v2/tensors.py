@@ -1,0 +1,195 @@
+"""Open Inference Protocol tensors: JSON or binary ``data`` to NumPy arrays, and arrays back to tensors.
+
+A request tensor is ``{"name", "shape", "datatype", "data"}``, its data row-major,
+flat or nested; with the binary tensor data extension its bytes follow the JSON
+header instead (``parameters.binary_data_size``). Each tensor is checked whole:
+its datatype is known, its values are of that type, and their count fits its
+shape. What the model then makes of the arrays is :mod:`app.api.v2.infer`'s job.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import orjson
+
+from app.errors import BadRequest
+
+#: Every datatype of the protocol (BF16 excepted: NumPy has none) and its little-endian NumPy dtype.
+DTYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype("?"),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+    "BYTES": np.dtype(object),
+}
+DATATYPES = tuple(DTYPES)
+#: The Python types JSON values of each kind of datatype parse to (bool is no int here).
+_JSON_TYPES = {"b": frozenset({bool}), "i": frozenset({int}), "u": frozenset({int}), "f": frozenset({int, float})}
+_NUMPY_DATATYPE = {dtype.str: name for name, dtype in DTYPES.items() if name != "BYTES"}
+_LENGTH = struct.Struct("<I")
+IRREGULAR = "nested 'data' must be regular: lists of one length at each level."
+
+
+class TensorError(BadRequest):
+    """A tensor that is not what it says it is: 400, the protocol's status for a bad request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """One decoded input: its name, its datatype and its values as an array of its shape."""
+
+    name: str
+    datatype: str
+    array: np.ndarray
+
+
+def decode_inputs(inputs: Sequence[dict[str, Any]], binary: memoryview | bytes = b"") -> list[Tensor]:
+    """The request's inputs as arrays; ``binary`` is the body after the JSON header (binary extension)."""
+    tensors: list[Tensor] = []
+    offset = 0
+    for spec in inputs:
+        name, datatype, shape = spec["name"], spec["datatype"], spec["shape"]
+        where = f"input '{name}'"
+        if datatype not in DTYPES:
+            raise TensorError(f"{where}: unknown datatype '{datatype}'; the datatypes are {', '.join(DATATYPES)}.")
+        size = (spec.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            if "data" in spec:
+                raise TensorError(f"{where}: has both 'data' and parameters.binary_data_size; send one.")
+            if type(size) is not int or size < 0 or offset + size > len(binary):
+                raise TensorError(
+                    f"{where}: binary_data_size {size!r} runs past the {len(binary)} bytes after the JSON header."
+                )
+            array = from_bytes(bytes(binary[offset : offset + size]), datatype, where)
+            offset += size
+        elif "data" in spec:
+            array = from_json(spec["data"], datatype, where)
+        else:
+            raise TensorError(f"{where}: has no 'data' (nor parameters.binary_data_size).")
+        tensors.append(Tensor(name, datatype, _reshaped(array, shape, where)))
+    if offset != len(binary):
+        raise TensorError(f"{len(binary) - offset} bytes after the JSON header belong to no input's binary_data_size.")
+    names = [t.name for t in tensors]
+    if len(set(names)) != len(names):
+        raise TensorError(f"Input names must be unique; got {names}.")
+    return tensors
+
+
+def from_json(data: Any, datatype: str, where: str) -> np.ndarray:
+    """JSON ``data`` (flat, or nested row-major) as a flat array of ``datatype``, every value checked."""
+    flat = _flatten(data, where)
+    found = set(map(type, flat))
+    if list in found:
+        raise TensorError(f"{where}: {IRREGULAR}")
+    if datatype == "BYTES":
+        if not found <= {str}:
+            raise TensorError(f"{where}: BYTES data must be strings.")
+        return np.array(flat, dtype=object)
+    dtype = DTYPES[datatype]
+    allowed = _JSON_TYPES[dtype.kind]
+    if not found <= allowed:
+        wrong = sorted(t.__name__ for t in found - allowed)
+        raise TensorError(f"{where}: {datatype} data must be {_kind_text(dtype.kind)}; got {', '.join(wrong)}.")
+    try:
+        with np.errstate(over="ignore"):  # a float too large for FP32 becomes infinity: the model refuses it
+            return np.array(flat, dtype=dtype)
+    except (OverflowError, ValueError):
+        raise TensorError(f"{where}: a value is out of {datatype}'s range.") from None
+
+
+def _kind_text(kind: str) -> str:
+    return {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers"}[kind]
+
+
+def _flatten(data: Any, where: str) -> list[Any]:
+    """Nested lists to one flat list, row-major, each level checked whole (values are the caller's)."""
+    if type(data) is not list:
+        raise TensorError(f"{where}: 'data' must be a list (flat or nested row-major).")
+    flat = data
+    while flat and type(flat[0]) is list:
+        if set(map(type, flat)) != {list} or len(set(map(len, flat))) != 1:
+            raise TensorError(f"{where}: {IRREGULAR}")
+        flat = list(chain.from_iterable(flat))
+    return flat
+
+
+def from_bytes(raw: bytes, datatype: str, where: str) -> np.ndarray:
+    """A binary tensor (the extension's little-endian, row-major layout) as a flat array."""
+    if datatype == "BYTES":
+        return np.array(_split_strings(raw, where), dtype=object)
+    dtype = DTYPES[datatype]
+    if len(raw) % dtype.itemsize:
+        raise TensorError(f"{where}: {len(raw)} bytes are not a whole number of {datatype} values.")
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def _split_strings(raw: bytes, where: str) -> list[str]:
+    """BYTES elements: each a 4-byte little-endian length and that many bytes (UTF-8 text here)."""
+    values: list[str] = []
+    offset = 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise TensorError(f"{where}: truncated BYTES element length at byte {offset}.")
+        (length,) = _LENGTH.unpack_from(raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise TensorError(f"{where}: a BYTES element runs past the input's binary data.")
+        try:
+            values.append(raw[offset : offset + length].decode())
+        except UnicodeDecodeError:
+            raise TensorError(f"{where}: a BYTES element is not UTF-8 text.") from None
+        offset += length
+    return values
+
+
+def _reshaped(array: np.ndarray, shape: list[int], where: str) -> np.ndarray:
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if count != array.size:
+        raise TensorError(f"{where}: shape {shape} needs {count} values; the data has {array.size}.")
+    return array.reshape(shape)
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+def datatype_of(array: np.ndarray) -> str:
+    """The protocol datatype of an output array (text and other objects are BYTES)."""
+    return _NUMPY_DATATYPE.get(array.dtype.newbyteorder("<").str, "BYTES")
+
+
+def output_tensor(name: str, array: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes]:
+    """An output's JSON (without ``data`` when ``binary``) and its binary bytes (empty unless ``binary``)."""
+    datatype = datatype_of(array)
+    tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+    if not binary:
+        tensor["data"] = [str(v) for v in array.ravel()] if datatype == "BYTES" else array.ravel()
+        return tensor, b""
+    if datatype == "BYTES":
+        raw = b"".join(_LENGTH.pack(len(e)) + e for e in (str(v).encode() for v in array.ravel()))
+    else:
+        raw = np.ascontiguousarray(array, dtype=DTYPES[datatype]).tobytes()
+    tensor["parameters"] = {"binary_data_size": len(raw)}
+    return tensor, raw
+
+
+def response_body(header: dict[str, Any], chunks: list[bytes]) -> tuple[bytes, int | None]:
+    """The response body and, when outputs are binary, the JSON header's length for the
+    ``Inference-Header-Content-Length`` header."""
+    head = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not any(chunks):
+        return head, None
+    return b"".join((head, *chunks)), len(head)
