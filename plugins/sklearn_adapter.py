@@ -16,6 +16,7 @@ import numpy as np
 
 from app import hookimpl
 from app.adapters import AdapterSettings, ModelDescription
+from app.fitted_columns import sklearn_columns
 
 #: sklearn warns on every call when a model fitted with feature names gets a
 #: plain array; the core has already put the features in the model's order.
@@ -89,6 +90,7 @@ class SklearnModel:
             feature_names=[str(n) for n in names] if names is not None else None,
             classes=list(classes) if classes is not None else None,
             extra={"kernel": self.kernel},
+            columns=sklearn_columns(est),
         )
 
 

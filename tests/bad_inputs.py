@@ -19,7 +19,7 @@ def _j(obj: object) -> str:
 
 BAD_REQUESTS = [
     # --- /predict: the features ---
-    ("string-features", "POST", "/api/v1/predict", _j({"features": "invalid"}), JSON, 422, "list of numbers"),
+    ("string-features", "POST", "/api/v1/predict", _j({"features": "invalid"}), JSON, 422, "list of values"),
     ("numeric-string", "POST", "/api/v1/predict", _j({"features": ["5.1", 3.5, 1.4, 0.2]}), JSON, 422, "string"),
     ("boolean", "POST", "/api/v1/predict", _j({"features": [True, 3.5, 1.4, 0.2]}), JSON, 422, "boolean"),
     ("null-feature", "POST", "/api/v1/predict", _j({"features": [None, 3.5, 1.4, 0.2]}), JSON, 422, "null"),

@@ -10,6 +10,7 @@ import os
 from typing import Any, Protocol
 
 from app.desired_state import DesiredState, ModelRecord, ModelState
+from app.model_input import signature_of
 from app.registry.served import ServedModel
 
 
@@ -92,6 +93,7 @@ def model_info(registry: RegistryView, served: ServedModel) -> dict[str, Any]:
             "version_mismatch": served.version_mismatch or None,
             "metadata": record.metadata,
             "details": dict(desc.extra),
+            "signature": signature_of(served).as_dict(),
             "version_history": [version_summary(registry, model, r) for _, r in sorted(model.versions.items())]
             if model
             else [],

@@ -13,14 +13,13 @@ import time
 from collections.abc import Container
 from pathlib import Path
 
-import numpy as np
-
 from app import provenance
 from app.adapters import ModelAdapter, ModelDescription
 from app.desired_state import ModelRecord, utc_now
 from app.errors import ApiError, Conflict, ModelLoadError, ValidationFailed
 from app.memory import estimate_bytes
 from app.model_files import read_sidecar, relative_to_model_dir, resolve_model_path, sha256_of
+from app.model_input import probe_signature, run_once, trial_input
 from app.plugin_manager import PluginSet
 from app.registry.served import ServedModel
 from app.registry.trust import TrustPolicy
@@ -149,15 +148,13 @@ def check_description(record: ModelRecord, description: ModelDescription, labels
 
 
 def trial_prediction(served: ServedModel) -> None:
-    """Predict one row of zeros so a model that cannot serve fails at load, not at the first user."""
-    n = served.description.n_features
-    if not n:
-        return
+    """Predict a row the model was trained on, so a model that cannot serve fails at load, not at the first
+    user; then probe what it accepts (nulls, unknown categories) into its signature."""
     try:
-        row = np.zeros((1, n))
-        served.model.predict(row)
-        if served.predict_proba is not None:
-            served.predict_proba(row)
+        served.signature = probe_signature(served)
+        X = trial_input(served)
+        if X is not None:
+            run_once(served, X)
     except Exception as exc:
         raise ModelLoadError(
             f"{served.record.file} loaded but a trial prediction failed: {type(exc).__name__}: {exc}"

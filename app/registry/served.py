@@ -13,6 +13,7 @@ from typing import Any
 
 from app.adapters import LoadedModel, ModelDescription
 from app.desired_state import ModelRecord
+from app.signature import Signature
 
 Key = tuple[str, int]  # (model name, version)
 
@@ -30,6 +31,8 @@ class ServedModel:
     memory_bytes: int = 0
     load_seconds: float = 0.0
     version_mismatch: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Its columns and what each accepts (:mod:`app.signature`), probed when it loaded.
+    signature: Signature | None = None
     prediction_count: int = 0
     last_used: float = field(default_factory=time.monotonic)
     #: Per-version values the hot path derives once (label table, class positions).

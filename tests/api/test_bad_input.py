@@ -37,7 +37,10 @@ def test_wrong_feature_count_names_the_expected_count(client):
 
 def test_validation_message_says_which_field(client):
     body = assert_error(client.post("/api/v1/predict", json={"features": [1, True, 3, 4]}), 422)
-    assert body["message"].startswith("json.features: Feature 1 must be a number")
+    assert body["message"] == "Feature 'sepal_width' must be a number, got boolean."
+    assert body["errors"] == {"json": {"features": [body["message"]]}}
+    body = assert_error(client.post("/api/v1/predict", json={"features": [1, [2], 3, 4]}), 422)
+    assert body["message"].startswith("json.features: Feature 1 must be a number, string, boolean or null")
 
 
 def test_unhandled_exception_is_a_json_500_without_traceback(client, monkeypatch):

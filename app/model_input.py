@@ -1,0 +1,179 @@
+"""A request's checked rows as one model's input: a float64 matrix, or a DataFrame of its training columns.
+
+The one way from rows to a model, for every endpoint and for batch jobs. A
+model that takes a float64 matrix gets :func:`app.features.model_matrix` (the
+fast path, unchanged); a model fitted on a DataFrame gets one with its
+training column order and dtypes, categoricals as ``category`` with the
+training categories, each value checked against the model's
+:class:`~app.signature.Signature` first, so a bad request is a 422 naming the
+column (and, in a batch, the row) rather than the model's exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from app import signature as signatures
+from app.errors import InvalidFeatures
+from app.features import (
+    NUMBER_TYPES,
+    FeatureError,
+    Features,
+    Row,
+    Value,
+    check_rows,
+    kind_of,
+    model_matrix,
+    ordered_rows,
+    row_prefix,
+)
+from app.signature import Field, Signature
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from app.registry.served import ServedModel
+
+ModelInput = Any  # np.ndarray | pandas.DataFrame: pandas is imported only for models that take one
+_SHOWN_CATEGORIES = 20
+
+
+def signature_of(served: ServedModel) -> Signature:
+    """The served model's signature: probed when it loaded, else (a model built by hand) as described."""
+    if served.signature is None:
+        served.signature = signatures.build(served.description, served.record.metadata)
+    return served.signature
+
+
+def model_input(served: ServedModel, rows: Features | np.ndarray | Sequence[Row]) -> ModelInput:
+    """Checked rows (or a file's numbers, or raw rows) as the model's input, or raise 422 naming what is wrong."""
+    if not isinstance(rows, (Features, np.ndarray)):
+        try:
+            rows = check_rows(list(rows))
+        except FeatureError as exc:
+            raise InvalidFeatures(first_message(exc.messages)) from None
+    sig = signature_of(served)
+    if not sig.frame:
+        return model_matrix(rows, len(sig.fields) or None, sig.names, served.name, sig.nullable)
+    return frame_of(sig, rows, served.name)
+
+
+def first_message(messages: list[str] | dict[int, list[str]]) -> str:
+    if isinstance(messages, dict):
+        row, found = next(iter(messages.items()))
+        return f"row {row}: {found[0]}"
+    return messages[0]
+
+
+def frame_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> pd.DataFrame:
+    """The rows as a DataFrame of the signature's columns, every value checked against its column."""
+    import pandas as pd
+
+    matrix = rows if isinstance(rows, np.ndarray) else rows.matrix
+    raw: Sequence[Row] = matrix.tolist() if matrix is not None else rows.rows  # type: ignore[union-attr]
+    ordered = ordered_rows(raw, len(sig.fields), sig.names, model_name)
+    columns = list(zip(*ordered, strict=True))
+    data = {column.name: _column(column, values) for column, values in zip(sig.fields, columns, strict=True)}
+    return pd.DataFrame(data, copy=False)
+
+
+def _column(field: Field, values: Sequence[Value]) -> Any:
+    kinds = set(map(type, values))
+    if field.type == "number":
+        if kinds <= NUMBER_TYPES:
+            return np.asarray(values, dtype=np.float64)
+        _check(field, values, lambda v: type(v) in NUMBER_TYPES, "a number")
+        return np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
+    if field.type == "boolean":
+        _check(field, values, lambda v: type(v) is bool, "a boolean")
+        return np.asarray(values, dtype=bool if None not in values else object)
+    _check(field, values, lambda v: type(v) is str, "a string")
+    return _strings(field, values)
+
+
+def _check(field: Field, values: Sequence[Value], fits: Any, expected: str) -> None:
+    """Raise 422 at the first value that is not ``expected`` (or a null the column does not take)."""
+    for index, value in enumerate(values):
+        if value is None:
+            if not field.nullable:
+                raise InvalidFeatures(
+                    f"{row_prefix(index, len(values))}Feature '{field.name}' must be {expected}, got null."
+                )
+        elif not fits(value):
+            raise InvalidFeatures(
+                f"{row_prefix(index, len(values))}Feature '{field.name}' must be {expected}, got {kind_of(value)}."
+            )
+
+
+def _strings(field: Field, values: Sequence[Value]) -> Any:
+    """A string column: unknown categories refused where the model would fail on them, then the fitted dtype."""
+    import pandas as pd
+
+    known = field.categories
+    if known is not None and field.closed:
+        allowed = set(known)
+        for index, value in enumerate(values):
+            if value is not None and value not in allowed:
+                shown = ", ".join(f"'{c}'" for c in known[:_SHOWN_CATEGORIES]) + (
+                    ", ..." if len(known) > _SHOWN_CATEGORIES else ""
+                )
+                raise InvalidFeatures(
+                    f"{row_prefix(index, len(values))}Feature '{field.name}' must be one of {shown}, got '{value}'."
+                )
+    if field.dtype == "category":
+        known_set = set(known or ())
+        extra = [v for v in dict.fromkeys(values) if v is not None and v not in known_set]
+        # Training categories first, so codes mean what they meant in training; an unknown value the
+        # model may take (as missing, say) is appended rather than silently turned into a null here.
+        # Categories of strings even when every value is null (inferred, they would be floats).
+        return pd.Categorical(values, categories=pd.Index([*(known or ()), *extra], dtype=object))
+    return np.asarray([np.nan if v is None else v for v in values], dtype=object)
+
+
+def probe_signature(served: ServedModel) -> Signature:
+    """Load time: the signature with what the model accepts (nulls, unknown categories) asked of the model."""
+    sig = signatures.build(served.description, served.record.metadata)
+    declared = [item["name"] for item in served.record.metadata.get("signature") or () if "nullable" in item]
+    # The probe rows go to the model unchecked: nulls and unknown categories are what it asks about.
+    permissive = replace(sig, fields=tuple(replace(f, nullable=True, closed=False) for f in sig.fields))
+
+    def accepts(row: list[Any]) -> bool:
+        try:
+            X = frame_of(permissive, Features(rows=(row,)), served.name) if sig.frame else _nan_row(row)
+            run_once(served, X)
+        except Exception:
+            return False
+        return True
+
+    return signatures.probe(sig, accepts, declared) if sig.fields else sig
+
+
+def _nan_row(row: list[Any]) -> np.ndarray:
+    return np.asarray([[math.nan if v is None else v for v in row]], dtype=np.float64)
+
+
+def trial_input(served: ServedModel) -> ModelInput | None:
+    """One row every column of which the model was trained on, as its input; None when its width is unknown."""
+    sig = signature_of(served)
+    if not sig.fields:
+        return None
+    row = signatures.example_row(sig)
+    return frame_of(sig, Features(rows=(row,)), served.name) if sig.frame else np.asarray([row], dtype=np.float64)
+
+
+def run_once(served: ServedModel, X: ModelInput) -> None:
+    """Predict (and, for classifiers, give probabilities for) ``X``, for a probe: nothing counted or logged.
+
+    Raises when the model fails or answers NaN (a fast kernel given NaN may not
+    raise as its estimator would): either way the model does not take ``X``.
+    """
+    predicted = np.asarray(served.model.predict(X))
+    if predicted.dtype.kind == "f" and not np.isfinite(predicted).all():
+        raise ValueError("the model's prediction is not a finite number")
+    if served.predict_proba is not None and not np.isfinite(np.asarray(served.predict_proba(X), dtype=float)).all():
+        raise ValueError("the model's probabilities are not finite numbers")
