@@ -54,10 +54,14 @@ class FeatureError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Features:
-    """Checked rows: ``matrix`` when every row is a list of one width, else ``rows`` as sent (lists or named)."""
+    """Checked rows: ``matrix`` when every row is a list of one width, else ``rows`` as sent (lists or named).
+
+    ``text``: every value is the text of a CSV cell, to be read as its column's type.
+    """
 
     matrix: np.ndarray | None = None
     rows: tuple[Row, ...] = ()
+    text: bool = False
 
     def __len__(self) -> int:
         return len(self.matrix) if self.matrix is not None else len(self.rows)

@@ -58,6 +58,8 @@ def model_input(served: ServedModel, rows: Features | np.ndarray | Sequence[Row]
         except FeatureError as exc:
             raise InvalidFeatures(first_message(exc.messages)) from None
     sig = signature_of(served)
+    if isinstance(rows, Features) and rows.text:
+        rows = typed_text(sig, rows.rows)
     if not sig.frame:
         return model_matrix(rows, len(sig.fields) or None, sig.names, served.name, sig.nullable)
     return frame_of(sig, rows, served.name)
@@ -68,6 +70,43 @@ def first_message(messages: list[str] | dict[int, list[str]]) -> str:
         row, found = next(iter(messages.items()))
         return f"row {row}: {found[0]}"
     return messages[0]
+
+
+def typed_text(sig: Signature, rows: Sequence[Row]) -> Features:
+    """Rows of cell texts (a CSV file or body, by header) read as their columns' types: empty cells are null.
+
+    A column the model does not have is left as text, for the unknown-column check to name.
+    """
+    by_name = {f.name: f for f in sig.fields}
+    typed = []
+    for index, row in enumerate(rows):
+        where = row_prefix(index, len(rows))
+        items = row.items() if isinstance(row, dict) else zip(sig.names or range(len(row)), row, strict=False)
+        converted = {name: _read(by_name.get(name), name, text, where) for name, text in items}
+        typed.append(converted if sig.names is not None else list(converted.values()))
+    return Features(rows=tuple(typed))
+
+
+def _read(field: Field | None, name: Any, text: Any, where: str) -> Value:
+    if field is None or type(text) is not str:
+        return text
+    text = text.strip()
+    if not text:
+        return None
+    if field.type == "string":
+        return text
+    if field.type == "boolean":
+        found = {"true": True, "false": False, "1": True, "0": False}.get(text.lower())
+        if found is None:
+            raise InvalidFeatures(f"{where}Feature '{name}' must be a boolean, got '{text}'.")
+        return found
+    try:
+        number = float(text)
+    except ValueError:
+        raise InvalidFeatures(f"{where}Feature '{name}' must be a number, got '{text}'.") from None
+    if not math.isfinite(number):
+        raise InvalidFeatures(f"{where}Feature '{name}' must be a finite number, got '{text}'.")
+    return number
 
 
 def frame_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> pd.DataFrame:

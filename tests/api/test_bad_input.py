@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tests.bad_inputs import BAD_REQUESTS, ROW
+from tests.factories import write_penguins_pipeline
 from tests.helpers import assert_error
+
+
+@pytest.fixture
+def model_dir(model_dir):
+    """The iris set and the penguins pipeline, which the table's typed cases ask."""
+    write_penguins_pipeline(model_dir)
+    return model_dir
 
 
 @pytest.mark.parametrize(
