@@ -121,49 +121,66 @@ def frame_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> pd
     return pd.DataFrame(data, copy=False)
 
 
+#: What each column type takes, and how a message names it.
+_FITS = {
+    "number": (lambda v: type(v) in NUMBER_TYPES, "a number"),
+    "string": (lambda v: type(v) is str, "a string"),
+    "boolean": (lambda v: type(v) is bool, "a boolean"),
+}
+
+
 def _column(field: Field, values: Sequence[Value]) -> Any:
     kinds = set(map(type, values))
     if field.type == "number":
         if kinds <= NUMBER_TYPES:
             return np.asarray(values, dtype=np.float64)
-        _check(field, values, lambda v: type(v) in NUMBER_TYPES, "a number")
+        _check(field, values)
         return np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
+    _check(field, values)
     if field.type == "boolean":
-        _check(field, values, lambda v: type(v) is bool, "a boolean")
         return np.asarray(values, dtype=bool if None not in values else object)
-    _check(field, values, lambda v: type(v) is str, "a string")
     return _strings(field, values)
 
 
-def _check(field: Field, values: Sequence[Value], fits: Any, expected: str) -> None:
-    """Raise 422 at the first value that is not ``expected`` (or a null the column does not take)."""
+def _check(field: Field, values: Sequence[Value]) -> None:
+    """Raise 422 at the first value the column does not take, naming its row in a batch."""
+    allowed = set(field.categories) if field.closed and field.categories is not None else None
     for index, value in enumerate(values):
-        if value is None:
-            if not field.nullable:
-                raise InvalidFeatures(
-                    f"{row_prefix(index, len(values))}Feature '{field.name}' must be {expected}, got null."
-                )
-        elif not fits(value):
-            raise InvalidFeatures(
-                f"{row_prefix(index, len(values))}Feature '{field.name}' must be {expected}, got {kind_of(value)}."
-            )
+        problem = value_problem(field, value, allowed)
+        if problem:
+            raise InvalidFeatures(f"{row_prefix(index, len(values))}{problem}")
+
+
+def value_problem(field: Field, value: Value, allowed: set[Any] | None = None) -> str | None:
+    """What is wrong with ``value`` in this column (its type, a null it does not take, an unknown category)."""
+    fits, expected = _FITS[field.type]
+    if value is None:
+        return None if field.nullable else f"Feature '{field.name}' must be {expected}, got null."
+    if not fits(value):
+        return f"Feature '{field.name}' must be {expected}, got {kind_of(value)}."
+    if field.closed and field.categories is not None and value not in (allowed or field.categories):
+        known = field.categories
+        shown = ", ".join(f"'{c}'" for c in known[:_SHOWN_CATEGORIES]) + (
+            ", ..." if len(known) > _SHOWN_CATEGORIES else ""
+        )
+        return f"Feature '{field.name}' must be one of {shown}, got '{value}'."
+    return None
+
+
+def row_problem(sig: Signature, row: Sequence[Value]) -> str | None:
+    """The first problem of one row in the signature's order (a file's rows are checked one by one)."""
+    for field, value in zip(sig.fields, row, strict=True):
+        problem = value_problem(field, value)
+        if problem:
+            return problem
+    return None
 
 
 def _strings(field: Field, values: Sequence[Value]) -> Any:
-    """A string column: unknown categories refused where the model would fail on them, then the fitted dtype."""
+    """A string column (already checked) as the dtype the model was fitted with."""
     import pandas as pd
 
     known = field.categories
-    if known is not None and field.closed:
-        allowed = set(known)
-        for index, value in enumerate(values):
-            if value is not None and value not in allowed:
-                shown = ", ".join(f"'{c}'" for c in known[:_SHOWN_CATEGORIES]) + (
-                    ", ..." if len(known) > _SHOWN_CATEGORIES else ""
-                )
-                raise InvalidFeatures(
-                    f"{row_prefix(index, len(values))}Feature '{field.name}' must be one of {shown}, got '{value}'."
-                )
     if field.dtype == "category":
         known_set = set(known or ())
         extra = [v for v in dict.fromkeys(values) if v is not None and v not in known_set]
