@@ -77,7 +77,7 @@ def build(description: ModelDescription, metadata: Mapping[str, Any]) -> Signatu
     if declared:
         fields = tuple(_declared_field(item, described.get(item["name"])) for item in declared)
         frame = columns is not None or any(f.type != "number" for f in fields)
-        return Signature(fields, frame, str(metadata.get("signature_source", "metadata")))
+        return Signature(fields, frame, "mlflow" if metadata.get("mlflow") else "metadata")
     if columns is not None:
         return Signature(tuple(_field(c) for c in columns), True)
     names = metadata.get("feature_names") or description.feature_names

@@ -253,6 +253,31 @@ def write_penguins_hgb(directory: Path, name: str = "penguins_hgb", **metadata: 
     return path
 
 
+def write_penguins_mlflow(directory: Path, kind: str = "pipeline", name: str | None = None, **options: Any) -> Path:
+    """An MLflow model directory (``MLmodel`` and the flavor's data file) written by MLflow itself, with the
+    signature MLflow infers from the training DataFrame. ``options`` go to ``save_model``."""
+    import warnings
+
+    from mlflow.models import infer_signature
+
+    model = penguins_model(kind)
+    X = penguins()[0] if kind == "pipeline" else penguins_categorical()
+    path = directory / (name or f"penguins_mlflow_{kind}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow warns about its environment (pip, git) while saving
+        signature = infer_signature(X, model.predict(X))
+        if kind == "xgboost":
+            import mlflow.xgboost
+
+            mlflow.xgboost.save_model(model, path, signature=signature, **options)
+        else:
+            import mlflow.sklearn
+
+            options.setdefault("serialization_format", "cloudpickle")
+            mlflow.sklearn.save_model(model, path, signature=signature, **options)
+    return path
+
+
 def write_iris_set(directory: Path) -> Path:
     """The demo set: an sklearn classifier served as default and an XGBoost one, with labels."""
     directory.mkdir(parents=True, exist_ok=True)

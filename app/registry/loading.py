@@ -18,6 +18,7 @@ from app.adapters import ModelAdapter, ModelDescription
 from app.desired_state import ModelRecord, utc_now
 from app.errors import ApiError, Conflict, ModelLoadError, ValidationFailed
 from app.memory import estimate_bytes
+from app.mlflow_models import mlflow_model
 from app.model_files import read_sidecar, relative_to_model_dir, resolve_model_path, sha256_of
 from app.model_input import probe_signature, run_once, trial_input
 from app.plugin_manager import PluginSet
@@ -37,9 +38,15 @@ class ModelLoader:
         self.allow_version_mismatch = allow_version_mismatch
 
     def record_for(self, requested: str, model_type: str | None, *, origin: str, name: str | None) -> ModelRecord:
-        """Describe the file ``requested`` names (its adapter, digest, sidecar metadata) without loading it."""
+        """Describe the file ``requested`` names (its adapter, digest, sidecar metadata) without loading it.
+
+        A directory holding an MLflow ``MLmodel`` names its flavor's data file, described by the ``MLmodel``.
+        """
+        mlflow = mlflow_model(self.model_dir, requested)
+        if mlflow is not None:
+            requested = mlflow[0]
         path = resolve_model_path(self.model_dir, requested)
-        metadata = read_sidecar(path)
+        metadata = mlflow[1] if mlflow is not None else read_sidecar(path)
         digest = sha256_of(path)
         if metadata.get("sha256") and metadata["sha256"] != digest:
             raise ModelLoadError(
