@@ -41,7 +41,7 @@ def _iris() -> tuple[Any, Any]:
     return data.data, data.target
 
 
-def _penguins() -> tuple[Any, Any]:
+def penguins_data() -> tuple[Any, Any]:
     """The palmerpenguins table as a data scientist fits it: strings and missing values kept."""
     from palmerpenguins import load_penguins
 
@@ -50,7 +50,7 @@ def _penguins() -> tuple[Any, Any]:
     return data[columns].astype({"island": object, "sex": object}), data["species"].astype(object)
 
 
-def _penguins_pipeline(X: Any, y: Any, path: Path) -> None:
+def penguins_pipeline(X: Any, y: Any, path: Path) -> None:
     """One-hot strings, imputed and scaled numbers, then LogisticRegression: the commonest tabular model."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -128,8 +128,8 @@ DEMO_MODELS = (
         "Penguin species from a DataFrame with strings and missing values: a scikit-learn Pipeline "
         "(ColumnTransformer, LogisticRegression)",
         "sklearn",
-        _penguins_pipeline,
-        data=_penguins,
+        penguins_pipeline,
+        data=penguins_data,
     ),
 )
 
