@@ -129,6 +129,9 @@ _FITS = {
 }
 
 
+_KINDS = {"number": NUMBER_TYPES, "string": frozenset({str}), "boolean": frozenset({bool})}
+
+
 def _column(field: Field, values: Sequence[Value]) -> Any:
     kinds = set(map(type, values))
     if field.type == "number":
@@ -143,8 +146,17 @@ def _column(field: Field, values: Sequence[Value]) -> Any:
 
 
 def _check(field: Field, values: Sequence[Value]) -> None:
-    """Raise 422 at the first value the column does not take, naming its row in a batch."""
+    """Raise 422 at the first value the column does not take, naming its row in a batch.
+
+    Whole-column set operations decide the common case (every value fits); only a
+    column that fails them is walked value by value, to name the row.
+    """
     allowed = set(field.categories) if field.closed and field.categories is not None else None
+    kinds = set(map(type, values))
+    if field.nullable:
+        kinds.discard(type(None))
+    if kinds <= _KINDS[field.type] and (allowed is None or set(values) - {None} <= allowed):
+        return
     for index, value in enumerate(values):
         problem = value_problem(field, value, allowed)
         if problem:
