@@ -109,6 +109,8 @@ def check_rows(value: list[Any], booleans_possible: bool = True) -> Features:
                     matrix = _packed_matrix(value, width)
                 if matrix is not None:
                     return Features(matrix=matrix)
+    elif value and set(map(type, value)) <= {dict, list} and _scalar_rows(value):
+        return Features(rows=tuple(value))
     errors: dict[int, list[str]] = {}
     for index, row in enumerate(value):
         try:
@@ -118,6 +120,20 @@ def check_rows(value: list[Any], booleans_possible: bool = True) -> Features:
     if errors:
         raise FeatureError(errors)
     return Features(rows=tuple(value))
+
+
+def _scalar_rows(rows: list[Any]) -> bool:
+    """Whether every row holds 1 to :data:`MAX_FEATURES` JSON scalars, numbers finite as float64: the
+    typed rows' check in whole-list operations (False sends the rows to the precise check)."""
+    if not all(0 < len(row) <= MAX_FEATURES for row in rows):
+        return False
+    values = list(chain.from_iterable(row.values() if type(row) is dict else row for row in rows))
+    if not set(map(type, values)) <= SCALAR_TYPES:
+        return False
+    try:  # their sum is finite only when each number is; an integer beyond float64 overflows it
+        return math.isfinite(sum(v for v in values if type(v) in NUMBER_TYPES))
+    except OverflowError:
+        return False
 
 
 def _finite_matrix(rows: list[list[Any]], width: int) -> np.ndarray | None:

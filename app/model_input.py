@@ -115,8 +115,11 @@ def frame_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> pd
 
     matrix = rows if isinstance(rows, np.ndarray) else rows.matrix
     raw: Sequence[Row] = matrix.tolist() if matrix is not None else rows.rows  # type: ignore[union-attr]
-    ordered = ordered_rows(raw, len(sig.fields), sig.names, model_name)
-    columns = list(zip(*ordered, strict=True))
+    names = sig.names or ()
+    if raw and all(type(row) is dict and row.keys() == set(names) for row in raw):  # named rows, as expected
+        columns: list[Sequence[Value]] = [[row[name] for row in raw] for name in names]  # type: ignore[index]
+    else:
+        columns = list(zip(*ordered_rows(raw, len(sig.fields), sig.names, model_name), strict=True))
     data = {column.name: _column(column, values) for column, values in zip(sig.fields, columns, strict=True)}
     return pd.DataFrame(data, copy=False)
 
