@@ -75,7 +75,14 @@ def build(description: ModelDescription, metadata: Mapping[str, Any]) -> Signatu
     columns = getattr(description, "columns", None)  # a third-party description may not have it
     described = {c.name: c for c in columns or ()}
     if declared:
-        fields = tuple(_declared_field(item, described.get(item["name"])) for item in declared)
+        by_name = {item["name"]: item for item in declared}
+        if columns is not None:  # the model's columns, those the sidecar names as it says
+            unknown = [name for name in by_name if name not in described]
+            if unknown:
+                raise ValueError(f"the sidecar's signature names columns the model does not have: {', '.join(unknown)}")
+            fields = tuple(_declared_field(by_name[c.name], c) if c.name in by_name else _field(c) for c in columns)
+        else:
+            fields = tuple(_declared_field(item, None) for item in declared)
         frame = columns is not None or any(f.type != "number" for f in fields)
         return Signature(fields, frame, "mlflow" if metadata.get("mlflow") else "metadata")
     if columns is not None:
