@@ -225,6 +225,15 @@ BAD_REQUESTS = [
         422,
         "'columns'",
     ),
+    (
+        "format-split-column-not-a-name",
+        "POST",
+        "/api/v1/predict",
+        _j({"dataframe_split": {"columns": [{}], "data": [ROW[:1]]}}),
+        JSON,
+        422,
+        "distinct names",
+    ),
     ("csv-on-predict", "POST", "/api/v1/predict", CSV_TEXT, "text/csv", 415, "application/json"),
     (
         "csv-not-a-number",

@@ -100,9 +100,9 @@ class DataFrameSplit(ma.fields.Field):
         if set(value) - {"columns", "data", "index"}:
             raise self.make_error("invalid")
         columns, rows = value["columns"], value["data"]
-        if not 0 < len(columns) <= MAX_FEATURES or len(set(columns)) != len(columns):
+        if not all(type(c) is str for c in columns):  # first: only strings can be counted as distinct
             raise self.make_error("columns")
-        if not all(type(c) is str for c in columns):
+        if not 0 < len(columns) <= MAX_FEATURES or len(set(columns)) != len(columns):
             raise self.make_error("columns")
         if not 1 <= len(rows) <= MAX_BATCH_ROWS:
             raise self.make_error("length")
