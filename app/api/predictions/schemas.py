@@ -40,22 +40,19 @@ class _Formats(_Strict):
     #: How many rows a body of this schema holds (None: any, within the batch limit).
     ROWS: int | None = None
 
-    @ma.validates_schema
-    def _one_format(self, data: dict[str, Any], **_: Any) -> None:
+    @ma.post_load
+    def _as_features(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Check there is exactly one format and load it as ``features`` (one hook: it runs on every request)."""
         given = [name for name in FORMATS if name in data]
         if not given:
             raise ma.ValidationError(f"Missing data for required field: send one of {', '.join(FORMATS)}.", "features")
         if len(given) > 1:
             raise ma.ValidationError(f"Send only one of {', '.join(FORMATS)} (got {', '.join(given)}).", given[-1])
-        rows = data[given[0]]
-        if self.ROWS is not None and given[0] != "features" and len(rows) != self.ROWS:
-            raise ma.ValidationError(f"Must hold one row here, got {len(rows)}; send several to /batch-predict.", given[0])
-
-    @ma.post_load
-    def _as_features(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        for name in FORMATS[1:]:
-            if name in data:
-                data["features"] = data.pop(name)
+        name = given[0]
+        if name != "features":
+            rows = data["features"] = data.pop(name)
+            if self.ROWS is not None and len(rows) != self.ROWS:
+                raise ma.ValidationError(f"Must hold one row here, got {len(rows)}; send several to /batch-predict.", name)
         return data
 
 
