@@ -39,6 +39,22 @@ class AdapterSettings:
 
 
 @dataclass(frozen=True)
+class Column:
+    """One input column of a model fitted on a table (a pandas DataFrame).
+
+    ``type`` is what a client sends: ``"number"``, ``"string"`` or ``"boolean"``.
+    ``dtype`` is the pandas dtype the model was fitted with (``"float64"``,
+    ``"object"``, ``"category"``, ``"bool"``); ``categories`` the values the model
+    knows for a string column, when it records them.
+    """
+
+    name: str
+    type: str = "number"
+    dtype: str = "float64"
+    categories: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
 class ModelDescription:
     """What the core needs to know about a loaded model."""
 
@@ -49,6 +65,9 @@ class ModelDescription:
     #: Class values in the order of ``predict_proba``'s columns (classifiers).
     classes: Sequence[Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Set when the model takes a DataFrame: its columns in training order. The core then gives
+    #: ``predict`` a DataFrame of exactly these columns and dtypes, not a float64 matrix.
+    columns: Sequence[Column] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,8 @@ class LoadedModel(Protocol):
     """A model held in memory, ready to predict.
 
     ``predict`` receives a 2-D float64 array whose rows the core has already
-    checked (count of features, finite numbers, order of named features) and
+    checked (count of features, finite numbers, order of named features), or a
+    pandas DataFrame of ``describe().columns`` when the model describes them, and
     returns one value per row: a class value from ``describe().classes`` for
     classifiers, a number for regressors.
     """

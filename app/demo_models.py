@@ -1,8 +1,9 @@
-"""The demo models ``make serve`` needs, trained on scikit-learn's bundled iris data.
+"""The demo models ``make serve`` needs, trained on scikit-learn's bundled iris data and on palmerpenguins.
 
 Nothing here runs while serving: it is the ``create-demo-models`` command's
-work. Each model gets a sidecar with its labels, feature names, sha256 and the
-library versions it was trained with.
+work. Each model gets a sidecar with its sha256 and the library versions it was
+trained with; the iris models also with their labels and feature names (the
+penguins pipeline knows its own columns and classes).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class DemoModel:
     build: Callable[[Any, Any, Path], None]
     #: The spec's "load a model" examples load these by hand, so they are not auto-loaded.
     auto_load: bool = True
+    #: What it is trained on: (features, target), and whether the sidecar names iris's labels and features.
+    data: Callable[[], tuple[Any, Any]] | None = None
 
 
 def _iris() -> tuple[Any, Any]:
@@ -36,6 +39,33 @@ def _iris() -> tuple[Any, Any]:
 
     data = load_iris()
     return data.data, data.target
+
+
+def penguins_data() -> tuple[Any, Any]:
+    """The palmerpenguins table as a data scientist fits it: strings and missing values kept."""
+    from palmerpenguins import load_penguins
+
+    data = load_penguins()
+    columns = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]
+    return data[columns].astype({"island": object, "sex": object}), data["species"].astype(object)
+
+
+def penguins_pipeline(X: Any, y: Any, path: Path) -> None:
+    """One-hot strings, imputed and scaled numbers, then LogisticRegression: the commonest tabular model."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numbers = [c for c in X.columns if c not in ("island", "sex")]
+    columns = ColumnTransformer(
+        [
+            ("strings", OneHotEncoder(), ["island", "sex"]),
+            ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), numbers),
+        ]
+    )
+    _save_joblib(Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=1000))]).fit(X, y), path)
 
 
 def _save_joblib(estimator: Any, path: Path) -> None:
@@ -93,6 +123,14 @@ DEMO_MODELS = (
         _decision_tree,
         auto_load=False,
     ),
+    DemoModel(
+        "penguins.joblib",
+        "Penguin species from a DataFrame with strings and missing values: a scikit-learn Pipeline "
+        "(ColumnTransformer, LogisticRegression)",
+        "sklearn",
+        penguins_pipeline,
+        data=penguins_data,
+    ),
 )
 
 
@@ -112,26 +150,26 @@ def training_versions() -> dict[str, str]:
 def create_demo_models(directory: Path, force: bool = False) -> list[tuple[str, str]]:
     """Train and write the demo models that are missing; return (file, "created"/"kept") pairs."""
     directory.mkdir(parents=True, exist_ok=True)
-    X, y = None, None
+    datasets: dict[Any, tuple[Any, Any]] = {}
     report = []
     for demo in DEMO_MODELS:
         path = directory / demo.filename
         if path.exists() and sidecar_path(path).exists() and not force:
             report.append((demo.filename, "kept"))
             continue
-        if X is None:
-            X, y = _iris()
-        demo.build(X, y, path)
-        metadata = {
+        load = demo.data or _iris
+        if load not in datasets:
+            datasets[load] = load()
+        demo.build(*datasets[load], path)
+        metadata: dict[str, Any] = {
             "name": path.stem,
             "version": "1",
             "description": demo.description,
             "model_type": demo.model_type,
-            "labels": LABELS,
-            "feature_names": FEATURE_NAMES,
-            "sha256": sha256_of(path),
-            "training": training_versions(),
         }
+        if demo.data is None:
+            metadata.update(labels=LABELS, feature_names=FEATURE_NAMES)
+        metadata.update(sha256=sha256_of(path), training=training_versions())
         if not demo.auto_load:
             metadata["auto_load"] = False
         sidecar_path(path).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")

@@ -10,6 +10,8 @@ spec per Api instance, and tests build many applications).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Any
 
@@ -20,7 +22,10 @@ from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.api.fields import CsvBody
 from app.errors import BadRequest, ErrorSchema, is_v2_path
+
+CSV = "text/csv"
 
 
 class ModelServeApi(Api):
@@ -63,6 +68,8 @@ class JsonBodyParser(FlaskParser):
     """
 
     def load_json(self, req: Any, schema: Any) -> Any:
+        if req.mimetype == CSV:
+            return csv_body(req)
         if not core.is_json(req.mimetype):
             return core.missing
         data = req.get_data(cache=True)
@@ -84,6 +91,35 @@ class JsonBodyParser(FlaskParser):
         found = JsonObject(parsed)
         found.booleans_possible = b"true" in data or b"false" in data
         return found
+
+
+def csv_body(req: Any) -> Any:
+    """A ``text/csv`` body (``/batch-predict`` only, see :mod:`app.hygiene`) as the JSON body it stands for.
+
+    The header names the columns; each line becomes an object of cell texts, which
+    the model's signature types (:mod:`app.model_input`). The body's other fields
+    come from the query string: ``model_name``, ``return_probabilities``.
+    """
+    try:
+        text = req.get_data(cache=True).decode("utf-8-sig")
+        lines = list(csv.reader(io.StringIO(text)))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BadRequest(f"Invalid CSV body: {exc}", errors={"body": [f"Invalid CSV body: {exc}"]}) from None
+    lines = [line for line in lines if line]
+    if not lines:
+        return core.missing
+    header = [name.strip() for name in lines[0]]
+    rows = CsvBody()
+    for number, line in enumerate(lines[1:], start=1):
+        if len(line) != len(header):
+            message = f"CSV line {number + 1} has {len(line)} fields for {len(header)} columns."
+            raise BadRequest(message, errors={"body": [message]})
+        rows.append(dict(zip(header, line, strict=True)))
+    found = JsonObject(features=rows)
+    for name, value in req.args.items():
+        found[name] = {"true": True, "false": False}.get(value, value) if name == "return_probabilities" else value
+    found.booleans_possible = True
+    return found
 
 
 class ModelServeBlueprint(Blueprint):

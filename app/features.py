@@ -3,13 +3,15 @@
 Two steps, each done once for every caller:
 
 - :func:`check_row` and :func:`check_rows` take what a client sent (a list of
-  numbers, an object of named numbers, or a list of those) and accept exactly
-  JSON numbers that are finite as float64. The common case, lists of numbers,
-  is checked and converted with a few whole-array operations; only a request
-  that fails them is walked value by value, to say precisely what is wrong.
-- :func:`model_matrix` fits checked rows to one model: its feature count, and
-  named features put in its order. The views use it after the request schema,
-  batch jobs on each chunk of a file.
+  values, an object of named values, or a list of those). Values are JSON
+  scalars: numbers finite as float64, strings, booleans, null. The common case,
+  lists of numbers, is checked and converted with a few whole-array operations;
+  any other request is walked value by value, to say precisely what is wrong.
+  Whether a string or a null suits a column is the model's to say: rows that
+  are not all numbers are kept as sent, for :mod:`app.model_input`.
+- :func:`model_matrix` fits checked rows to a model that takes a float64
+  matrix: its feature count, named features put in its order, nulls as NaN
+  where the model takes them. :mod:`app.model_input` calls it for such models.
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ MAX_BATCH_ROWS = 1000
 NUMBER_TYPES = frozenset({int, float})
 _KINDS = {"str": "string", "list": "array", "dict": "object", "bool": "boolean", "NoneType": "null"}
 
-Row = Sequence[float] | Mapping[str, float]
+#: What one feature may be: a JSON scalar.
+Value = float | int | str | bool | None
+Row = Sequence[Value] | Mapping[str, Value]
+SCALAR_TYPES = frozenset({int, float, str, bool, type(None)})
 
 
 class FeatureError(ValueError):
-    """Features a client sent that are not numbers the model can take; ``messages`` as marshmallow reports them.
+    """Features a client sent that are no JSON scalars a model can take; ``messages`` as marshmallow reports them.
 
     ``messages`` is a list of messages for one row, or a dict of row index to
     messages for a batch.
@@ -49,10 +54,14 @@ class FeatureError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Features:
-    """Checked rows: ``matrix`` when every row is a list of one width, else ``rows`` as sent (lists or named)."""
+    """Checked rows: ``matrix`` when every row is a list of one width, else ``rows`` as sent (lists or named).
+
+    ``text``: every value is the text of a CSV cell, to be read as its column's type.
+    """
 
     matrix: np.ndarray | None = None
     rows: tuple[Row, ...] = ()
+    text: bool = False
 
     def __len__(self) -> int:
         return len(self.matrix) if self.matrix is not None else len(self.rows)
@@ -62,7 +71,7 @@ class Features:
 
 
 def check_row(value: Any) -> Features:
-    """One sample: a list of numbers, or an object of named numbers. Raises :class:`FeatureError`.
+    """One sample: a list of values, or an object of named values. Raises :class:`FeatureError`.
 
     A few numbers are checked in Python (their sum is finite only when each of
     them is, and a sum that overflows sends the row to the precise check).
@@ -75,7 +84,7 @@ def check_row(value: Any) -> Features:
         if finite:
             return Features(matrix=np.array([value], dtype=np.float64))
     _raise_unless_valid(value)
-    if type(value) is list:  # every value is finite; only their sum was not
+    if type(value) is list and set(map(type, value)) <= NUMBER_TYPES:  # each is finite; only their sum was not
         return Features(matrix=np.array([value], dtype=np.float64))
     return Features(rows=(value,))
 
@@ -100,6 +109,8 @@ def check_rows(value: list[Any], booleans_possible: bool = True) -> Features:
                     matrix = _packed_matrix(value, width)
                 if matrix is not None:
                     return Features(matrix=matrix)
+    elif value and set(map(type, value)) <= {dict, list} and _scalar_rows(value):
+        return Features(rows=tuple(value))
     errors: dict[int, list[str]] = {}
     for index, row in enumerate(value):
         try:
@@ -109,6 +120,20 @@ def check_rows(value: list[Any], booleans_possible: bool = True) -> Features:
     if errors:
         raise FeatureError(errors)
     return Features(rows=tuple(value))
+
+
+def _scalar_rows(rows: list[Any]) -> bool:
+    """Whether every row holds 1 to :data:`MAX_FEATURES` JSON scalars, numbers finite as float64: the
+    typed rows' check in whole-list operations (False sends the rows to the precise check)."""
+    if not all(0 < len(row) <= MAX_FEATURES for row in rows):
+        return False
+    values = list(chain.from_iterable(row.values() if type(row) is dict else row for row in rows))
+    if not set(map(type, values)) <= SCALAR_TYPES:
+        return False
+    try:  # their sum is finite only when each number is; an integer beyond float64 overflows it
+        return math.isfinite(sum(v for v in values if type(v) in NUMBER_TYPES))
+    except OverflowError:
+        return False
 
 
 def _finite_matrix(rows: list[list[Any]], width: int) -> np.ndarray | None:
@@ -152,21 +177,32 @@ def _raise_unless_valid(row: Any) -> None:
         items = row.items()
         where = "Feature '{}'"
     else:
-        raise FeatureError(["Must be a list of numbers or an object of named numbers."])
+        raise FeatureError(["Must be a list of values or an object of named values."])
     if not row:
         raise FeatureError(["Must contain at least one feature."])
     if len(row) > MAX_FEATURES:
         raise FeatureError([f"Must contain at most {MAX_FEATURES} features."])
     for key, value in items:
-        problem = _number_problem(value)
-        if problem:
-            raise FeatureError([f"{where.format(key)} {problem}."])
+        kind = type(value)
+        if kind not in SCALAR_TYPES:
+            raise FeatureError(
+                [f"{where.format(key)} must be a number, string, boolean or null, got {kind_of(value)}."]
+            )
+        if kind in NUMBER_TYPES:
+            problem = _number_problem(value)
+            if problem:
+                raise FeatureError([f"{where.format(key)} {problem}."])
+
+
+def kind_of(value: Any) -> str:
+    """How JSON names a value's type: number, string, boolean, null, array, object."""
+    kind = type(value).__name__
+    return "number" if type(value) in NUMBER_TYPES else _KINDS.get(kind, kind)
 
 
 def _number_problem(value: Any) -> str | None:
     if type(value) not in NUMBER_TYPES:
-        kind = type(value).__name__
-        return f"must be a number, got {_KINDS.get(kind, kind)}"
+        return f"must be a number, got {kind_of(value)}"
     try:
         number = float(value)
     except OverflowError:  # a 400-digit JSON integer is a valid int but no float64
@@ -184,9 +220,11 @@ def model_matrix(
     expected: int | None,
     names: Sequence[str] | None,
     model_name: str,
+    nullable: bool = False,
 ) -> np.ndarray:
     """The rows as the model's float64 input: ``expected`` columns, named features in ``names``' order.
 
+    ``nullable``: the model takes NaN, so a null is NaN; else it is refused.
     Raises :class:`app.errors.InvalidFeatures` (422) naming the row when a batch has several.
     """
     matrix = features if isinstance(features, np.ndarray) else features.matrix
@@ -196,10 +234,42 @@ def model_matrix(
             raise InvalidFeatures(f"{where}expected {expected} features, got {matrix.shape[1]}.")
         return matrix
     assert isinstance(features, Features)
-    rows = features.rows
-    ordered: list[Sequence[float]] = []
+    ordered = ordered_rows(features.rows, expected, names, model_name)
+    if set(map(type, chain.from_iterable(ordered))) <= NUMBER_TYPES:
+        return np.asarray(ordered, dtype=np.float64)
+    return np.asarray([_numbers(row, index, len(ordered), names, nullable) for index, row in enumerate(ordered)])
+
+
+def _numbers(row: Sequence[Value], index: int, count: int, names: Sequence[str] | None, nullable: bool) -> list[float]:
+    out = []
+    for j, value in enumerate(row):
+        if type(value) in NUMBER_TYPES:
+            out.append(value)
+        elif value is None and nullable:
+            out.append(math.nan)
+        else:
+            raise InvalidFeatures(
+                f"{row_prefix(index, count)}{feature_label(j, names)} must be a number, got {kind_of(value)}."
+            )
+    return out
+
+
+def row_prefix(index: int, count: int) -> str:
+    """``"row 3: "`` in a batch, nothing for a single row."""
+    return f"row {index}: " if count > 1 else ""
+
+
+def feature_label(index: int, names: Sequence[str] | None) -> str:
+    return f"Feature '{names[index]}'" if names is not None else f"Feature {index}"
+
+
+def ordered_rows(
+    rows: Sequence[Row], expected: int | None, names: Sequence[str] | None, model_name: str
+) -> list[Sequence[Value]]:
+    """Each row as a list in the model's order: named rows by ``names``, lists checked against ``expected``."""
+    ordered: list[Sequence[Value]] = []
     for index, row in enumerate(rows):
-        where = f"row {index}: " if len(rows) > 1 else ""
+        where = row_prefix(index, len(rows))
         if isinstance(row, Mapping):
             ordered.append(_named_row(row, names, model_name, where))
             continue
@@ -208,10 +278,10 @@ def model_matrix(
         ordered.append(row)
     if len({len(row) for row in ordered}) != 1:
         raise InvalidFeatures("all rows must have the same number of features.")
-    return np.asarray(ordered, dtype=np.float64)
+    return ordered
 
 
-def _named_row(row: Mapping[str, float], names: Sequence[str] | None, model_name: str, where: str) -> list[float]:
+def _named_row(row: Mapping[str, Value], names: Sequence[str] | None, model_name: str, where: str) -> list[Value]:
     if names is None:
         raise InvalidFeatures(f"{where}model '{model_name}' has no feature names; send features as a list of numbers.")
     missing = [n for n in names if n not in row]

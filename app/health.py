@@ -26,7 +26,8 @@ from werkzeug.exceptions import HTTPException
 from app import __version__, system_stats
 from app.dependencies import Outage
 from app.errors import ServiceUnavailable
-from app.inference import feature_names_of, utc_timestamp
+from app.inference import utc_timestamp
+from app.model_input import trial_input
 from app.registry import ModelRegistry, ServedModel
 from app.storage_faults import storage_check
 
@@ -161,10 +162,9 @@ def trial_prediction(served: ServedModel) -> str:
     Calls the model directly, not :func:`app.inference.predict_rows`: a probe
     is not a prediction and must not show up in the counts or the logs.
     """
-    n = served.description.n_features or len(feature_names_of(served) or ())
-    if not n:
+    row = trial_input(served)
+    if row is None:
         return "skipped"
-    row = np.zeros((1, n))
     predicted = np.asarray(served.model.predict(row))
     if predicted.shape[:1] != (1,):
         raise ValueError(f"the trial prediction returned shape {predicted.shape} for one row")

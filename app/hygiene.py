@@ -11,6 +11,8 @@ from werkzeug.http import parse_options_header
 from app.errors import UnsupportedMediaType, is_v2_path
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Where a ``text/csv`` body (a header row, then rows) is taken as well as JSON.
+CSV_PATHS = frozenset({"/api/v1/batch-predict"})
 #: Sent with every response: browsers must not guess another type than the one declared.
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
 #: What a V2 body may be declared as besides JSON: nothing (tritonclient), or the binary extension's type.
@@ -31,6 +33,8 @@ def check_body(environ: dict[str, Any], max_request_size: int) -> None:
     mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0]
     has_body = length > 0 or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "")
     if (has_body or mimetype) and not is_json(mimetype) and not _v2_body(environ, mimetype):
+        if mimetype == "text/csv" and environ.get("PATH_INFO") in CSV_PATHS:
+            return
         raise UnsupportedMediaType(
             f"Send a JSON body with 'Content-Type: application/json' (got '{mimetype or 'no content type'}')."
         )

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.errors import InvalidFeatures
-from app.features import FeatureError, Features, Row, check_rows, model_matrix
+from app.features import Features, Row
+from app.model_input import ModelInput, model_input
 from app.observability import iso_timestamp, record_prediction
 from app.registry import ServedModel
 
@@ -29,35 +30,6 @@ def utc_timestamp() -> str:
 def feature_names_of(served: ServedModel) -> list[str] | None:
     names = served.record.metadata.get("feature_names") or served.description.feature_names
     return list(names) if names is not None else None
-
-
-def feature_count(served: ServedModel) -> int | None:
-    """The model's feature count (from its names when it says no count), cached on the served model."""
-    cache = served.cache
-    if "feature_count" not in cache:
-        expected = served.description.n_features
-        if expected is None:
-            names = feature_names_of(served)
-            expected = len(names) if names is not None else None
-        cache["feature_count"] = expected
-    return cache["feature_count"]
-
-
-def to_matrix(served: ServedModel, rows: Features | np.ndarray | Sequence[Row]) -> np.ndarray:
-    """Checked rows (or a file's numbers, or raw rows) as the model's float64 input, or raise 422."""
-    if not isinstance(rows, (Features, np.ndarray)):
-        try:
-            rows = check_rows(list(rows))
-        except FeatureError as exc:
-            raise InvalidFeatures(_first_message(exc.messages)) from None
-    return model_matrix(rows, feature_count(served), feature_names_of(served), served.name)
-
-
-def _first_message(messages: list[str] | dict[int, list[str]]) -> str:
-    if isinstance(messages, dict):
-        row, found = next(iter(messages.items()))
-        return f"row {row}: {found[0]}"
-    return messages[0]
 
 
 def label_table(served: ServedModel) -> list[str] | None:
@@ -161,7 +133,7 @@ def _check_finite(served: ServedModel, raw: np.ndarray, proba: np.ndarray | None
         )
 
 
-def run_model(served: ServedModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def run_model(served: ServedModel, X: ModelInput) -> tuple[np.ndarray, np.ndarray | None]:
     """The model's predictions and, for classifiers that have them, probabilities: one call when it can."""
     if served.predict_proba is not None:  # also gives batch results their confidence
         joint = getattr(served.model, "predict_with_proba", None)
@@ -190,7 +162,7 @@ class Outputs:
 
 
 def recorded_run(
-    served: ServedModel, X: np.ndarray, metrics: Metrics | None = None, user_id: str | None = None
+    served: ServedModel, X: ModelInput, metrics: Metrics | None = None, user_id: str | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """:func:`run_model` and the seconds it took, counted and logged by :func:`record_prediction`.
 
@@ -242,7 +214,7 @@ def predict(
     labels: bool = True,
 ) -> Outputs:
     """Fit the rows to the model, run it (counted in ``metrics``, logged with ``user_id``) and interpret it."""
-    X = to_matrix(served, rows)
+    X = model_input(served, rows)
     raw, proba, seconds = recorded_run(served, X, metrics, user_id)
     return interpret(served, raw, proba, seconds, labels=labels)
 

@@ -24,6 +24,19 @@ SIDECAR_SUFFIX = ".meta.json"
 MODEL_DIRECTORY = "the model directory"  # how refusals name it
 
 
+class ColumnSchema(ma.Schema):
+    """One column of a sidecar's ``signature``: it overrides what the model says of that column."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=256))
+    type = ma.fields.String(validate=validate.OneOf(["number", "string", "boolean"]))
+    dtype = ma.fields.String(validate=validate.OneOf(["float64", "object", "category", "bool"]))
+    categories = ma.fields.List(ma.fields.Raw(), validate=validate.Length(min=1))
+    nullable = StrictBoolean()
+
+
 class SidecarSchema(ma.Schema):
     """The optional ``<stem>.meta.json`` next to a model file."""
 
@@ -43,6 +56,8 @@ class SidecarSchema(ma.Schema):
     class_name = ma.fields.String(validate=validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$"))
     task = ma.fields.String(validate=validate.OneOf(["classification", "regression"]))
     n_features = ma.fields.Integer(strict=True, validate=validate.Range(min=1))
+    #: The model's input columns in order (see docs/models.md): for a model that does not record them.
+    signature = ma.fields.List(ma.fields.Nested(ColumnSchema), validate=validate.Length(min=1))
     #: False keeps the file out of start-up loading; it can still be loaded through the API.
     auto_load = StrictBoolean()
     #: Serve a tree ensemble through Treelite, natively compiled or GTIL (overrides runtime.compiled_trees).

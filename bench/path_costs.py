@@ -54,7 +54,7 @@ PIECES: list[tuple[str, tuple[str, ...]]] = [
     ("prediction metrics and log line", ("record_prediction (app/observability.py",)),
     ("classes, labels, probabilities", ("interpret (app/inference.py",)),
     ("answer encoding (orjson)", ("single_answer (app/answers.py", "batch_answer (app/answers.py")),
-    ("rows fitted to the model", ("to_matrix (app/inference.py",)),
+    ("rows fitted to the model", ("model_input (app/model_input.py",)),
     ("registry lookup", ("ServingRegistry.get (",)),
     ("features checked as one array", ("_deserialize (app/api/fields.py",)),
     ("JSON body parsing (orjson)", ("JsonBodyParser.load_json (",)),

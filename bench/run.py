@@ -34,7 +34,16 @@ from typing import Any
 
 from bench import footprint, path_costs, report
 from bench.loadgen import ensure_wrk, run_wrk
-from bench.models import COMPILED, MODELS, batch_rows, train, write_mlserver_repository
+from bench.models import (
+    BATCHED,
+    COMPILED,
+    MODELS,
+    batch_rows,
+    penguin_rows,
+    train,
+    train_penguins,
+    write_mlserver_repository,
+)
 from bench.models import ROW as IRIS_ROW
 from bench.servers import PROJECT_ROOT, Server, bare_server, http_floor, mlserver, modelserve, modelserve_v2
 from bench.v2_equality import compare
@@ -76,12 +85,12 @@ def gunicorn_settings(args: argparse.Namespace) -> dict[str, Any]:
 def write_bodies(workdir: Path, servers: dict[str, Server]) -> dict[tuple[str, str, str], Path]:
     """One JSON body file per (server, model, kind) for wrk to send."""
     bodies: dict[tuple[str, str, str], Path] = {}
-    batch = batch_rows(1000)
+    batches = {"iris_lr": batch_rows(1000), "penguins": penguin_rows(1000)}
     for name, server in servers.items():
         for model in MODELS:
-            kinds = {"single": [IRIS_ROW]}
-            if model == "iris_lr" and name not in PLAIN:
-                kinds["batch"] = batch
+            kinds: dict[str, list[Any]] = {"single": penguin_rows(1) if model == "penguins" else [IRIS_ROW]}
+            if model in BATCHED and name not in PLAIN:
+                kinds["batch"] = batches[model]
             for kind, rows in kinds.items():
                 path = workdir / f"body-{name}-{model}-{kind}.json"
                 path.write_text(json.dumps(server.body(model, rows), separators=(",", ":")), encoding="utf-8")
@@ -98,8 +107,30 @@ def plan(args: argparse.Namespace, names: list[str]) -> list[tuple[str, str, int
         for model in MODELS:
             cells.append(("single", model, connections, others))
     for connections in args.batch_connections:
-        cells.append(("batch", "iris_lr", connections, others))
-    return cells
+        for model in BATCHED:
+            cells.append(("batch", model, connections, others))
+    return [cell for cell in cells if cell[1] in ("floor", *args.models)]
+
+
+def same_outputs(servers: dict[str, Server], bodies: dict, model: str = "penguins") -> None:
+    """modelserve and MLServer predict the same classes for the 1,000-row penguins batch (or say where not)."""
+    from bench.servers import post
+
+    if "mlserver" not in servers or model not in MODELS:
+        return
+    ours = post(
+        servers["modelserve"].url(model, True),
+        json.loads(bodies[("modelserve", model, "batch")].read_text()),
+        servers["modelserve"].headers,
+    )[1]
+    theirs = post(servers["mlserver"].url(model, True), json.loads(bodies[("mlserver", model, "batch")].read_text()))[1]
+    labels, other = [p["prediction_label"] for p in ours["predictions"]], theirs["outputs"][0]["data"]
+    if labels != other:
+        differ = next(i for i, (a, b) in enumerate(zip(labels, other, strict=True)) if a != b)
+        raise AssertionError(
+            f"{model}: modelserve and MLServer differ at row {differ}: {labels[differ]} != {other[differ]}"
+        )
+    print(f"{model}: modelserve and MLServer agree on all {len(labels)} rows", flush=True)
 
 
 def measure(args: argparse.Namespace, servers: dict[str, Server], bodies: dict, raw_file: Path) -> list[dict]:
@@ -168,6 +199,9 @@ def main() -> None:
     parser.add_argument("--startup-repeats", type=int, default=3)
     parser.add_argument("--no-mlserver", action="store_true")
     parser.add_argument(
+        "--models", type=lambda s: s.split(","), default=list(MODELS), help="models to measure (default: all)"
+    )
+    parser.add_argument(
         "--plain-trees", action="store_true", help="serve the forest and XGBoost without Treelite (no compiled_trees)"
     )
     parser.add_argument("--mlserver-venv", type=Path, default=MLSERVER_VENV)
@@ -195,6 +229,8 @@ def main() -> None:
 
         foot = footprint.measure(root, paths, venv, repository, settings, args)
         print(json.dumps(foot, indent=2), flush=True)
+        paths["penguins"] = train_penguins(root / "models")  # after the footprint, which measures the iris models
+        write_mlserver_repository(repository, {"penguins": paths["penguins"]})
 
         servers: dict[str, Server] = {
             "modelserve": modelserve(root / "modelserve", root / "models", **settings),
@@ -212,6 +248,7 @@ def main() -> None:
             threads = footprint.compute_threads(servers["modelserve"])
             equality = v2_equality(servers)
             bodies = write_bodies(root, servers)
+            same_outputs(servers, bodies)
             rows = measure(args, servers, bodies, run_dir / "raw.jsonl")
         finally:
             for server in servers.values():

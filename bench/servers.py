@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from bench.models import ROW
+from bench.models import ROW, mlserver_columns
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -166,16 +166,17 @@ class ModelServe(Server):
         base = f"http://127.0.0.1:{self.port}/api/v1"
         return f"{base}/batch-predict" if batch else f"{base}/predict/{model}"
 
-    def body(self, model: str, rows: list[list[float]]) -> Any:
+    def body(self, model: str, rows: list[Any]) -> Any:
         if len(rows) == 1:
             return {"features": rows[0]}
         return {"features": rows, "model_name": model}
 
     def check(self, model: str, reply: Any, rows: int) -> None:
+        first = "Adelie" if model == "penguins" else "setosa"
         if rows == 1:
-            assert reply["prediction_label"] == "setosa" and len(reply["probabilities"]) == 3, reply
+            assert reply["prediction_label"] == first and len(reply["probabilities"]) == 3, reply
         else:
-            assert reply["count"] == rows and reply["predictions"][0]["prediction_label"] == "setosa", reply
+            assert reply["count"] == rows and reply["predictions"][0]["prediction_label"] == first, reply
 
 
 class HttpFloor(Server):
@@ -201,12 +202,14 @@ class MLServer(Server):
     def url(self, model: str, batch: bool = False) -> str:
         return f"http://127.0.0.1:{self.port}/v2/models/{model}/infer"
 
-    def body(self, model: str, rows: list[list[float]]) -> Any:
+    def body(self, model: str, rows: list[Any]) -> Any:
+        if model == "penguins":  # a DataFrame through the V2 pd codec
+            return mlserver_columns(rows)
         return v2_body(rows)
 
     def check(self, model: str, reply: Any, rows: int) -> None:
         output = reply["outputs"][0]
-        assert output["shape"][0] == rows and output["data"][0] == 0, reply
+        assert output["shape"][0] == rows and output["data"][0] == ("Adelie" if model == "penguins" else 0), reply
 
 
 @dataclass

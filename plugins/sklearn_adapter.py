@@ -16,6 +16,7 @@ import numpy as np
 
 from app import hookimpl
 from app.adapters import AdapterSettings, ModelDescription, ModelSharing
+from app.fitted_columns import sklearn_columns
 
 #: sklearn warns on every call when a model fitted with feature names gets a
 #: plain array; the core has already put the features in the model's order.
@@ -52,7 +53,10 @@ class SklearnModel:
         if fast is not None:
             self.kernel = fast.name
         else:
-            fast = _verified(_internal_kernel(estimator), estimator, plain_predict, plain_proba)
+            internal = _internal_kernel(estimator)
+            fast = _verified(internal, estimator, plain_predict, plain_proba)
+            if internal is None:  # no internals known: a pipeline's final step's, or scikit-learn's own definition
+                fast = _pipeline_kernel(estimator) or _by_definition(estimator)
             if fast is not None:
                 self.kernel = fast.name
         if fast is not None:
@@ -93,6 +97,7 @@ class SklearnModel:
             feature_names=[str(n) for n in names] if names is not None else None,
             classes=list(classes) if classes is not None else None,
             extra={"kernel": self.kernel},
+            columns=sklearn_columns(est),
         )
 
 
@@ -133,6 +138,55 @@ def _internal_kernel(estimator: Any) -> _Kernel | None:
         return _trees_kernel("forest-internals", [e.tree_ for e in estimator.estimators_], estimator)
     if kind in (DecisionTreeClassifier, ExtraTreeClassifier) and getattr(estimator, "n_outputs_", 0) == 1:
         return _trees_kernel("tree-internals", [estimator.tree_], estimator)
+    return None
+
+
+def _pipeline_kernel(estimator: Any) -> _Kernel | None:
+    """A Pipeline whose final classifier has a verified kernel: its transforms, then that kernel.
+
+    ``Pipeline.predict`` and ``predict_proba`` are, by definition, the final step's on the
+    transformed rows; the kernel answers for it as it does (checked on its own probe rows),
+    and gives both from one pass through the transforms instead of two.
+    """
+    steps = getattr(estimator, "steps", None)
+    if not steps or len(steps) < 2 or not hasattr(estimator, "classes_"):
+        return None
+    final = steps[-1][1]
+    proba = getattr(final, "predict_proba", None)
+    kernel = _verified(_internal_kernel(final), final, final.predict, proba) or _by_definition(final)
+    if kernel is None or kernel.classes is None:
+        return None
+    transform = estimator[:-1].transform
+
+    def both(X: Any) -> tuple[np.ndarray, np.ndarray]:
+        return kernel.predict_with_proba(transform(X))
+
+    return _Kernel(f"pipeline+{kernel.name}", None, kernel.classes, predict=both)
+
+
+def _by_definition(estimator: Any) -> _Kernel | None:
+    """Both answers from one call, for classifiers whose ``predict`` scikit-learn defines from that call:
+    trees, forests and HistGradientBoosting predict the class of highest probability; a multinomial
+    LogisticRegression the class of highest decision score, its probabilities being their softmax."""
+    from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    kind, classes = type(estimator), getattr(estimator, "classes_", None)
+    if classes is None:
+        return None
+    if kind is LogisticRegression and classes.size > 2:
+        from sklearn.utils.extmath import softmax
+
+        def both(X: Any) -> tuple[np.ndarray, np.ndarray]:
+            scores = estimator.decision_function(X)
+            labels = classes.take(scores.argmax(axis=1))
+            return labels, softmax(scores, copy=False)
+
+        return _Kernel("decision-softmax", None, classes, predict=both)
+    trees = (RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier)
+    if kind is HistGradientBoostingClassifier or (kind in trees and getattr(estimator, "n_outputs_", 0) == 1):
+        return _Kernel("argmax-proba", estimator.predict_proba, classes)
     return None
 
 

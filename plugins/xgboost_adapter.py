@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from app import hookimpl
-from app.adapters import AdapterSettings, ModelDescription, ModelSharing
+from app.adapters import AdapterSettings, Column, ModelDescription, ModelSharing
 
 CLASSIFIER_PREFIXES = ("binary:", "multi:")
 log = logging.getLogger("app.adapters.xgboost")
@@ -108,7 +108,9 @@ class XGBoostModel:
         best = booster.attr("best_iteration")
         self._iteration_range = (0, int(best) + 1) if best is not None else (0, 0)
         self.kernel = "inplace_predict"
-        self._fast = self._choose_kernel(compiled, threads, cache_dir)
+        self.columns = _categorical_columns(booster)
+        # A model with categorical features takes a DataFrame, which only inplace_predict reads.
+        self._fast = self._choose_kernel(compiled, threads, cache_dir) if self.columns is None else self._inplace
         if self.is_classifier:
             count = self.num_class if self.num_class > 1 else 2
             self.classes = classes if classes is not None else list(range(count))
@@ -183,7 +185,35 @@ class XGBoostModel:
             feature_names=list(names) if names else None,
             classes=self.classes if self.is_classifier else None,
             extra={"objective": self.objective, "trees": self.booster.num_boosted_rounds(), "kernel": self.kernel},
+            columns=self.columns,
         )
+
+
+def _categorical_columns(booster: Any) -> list[Column] | None:
+    """A booster trained with categorical features (``enable_categorical``): its columns, categories included.
+
+    XGBoost (3.1 and later) keeps the training categories in the model and maps a
+    DataFrame's categories to them by value; reading them needs pyarrow.
+    """
+    types = booster.feature_types
+    if not types or "c" not in types:
+        return None
+    known: dict[str, Any] = {}
+    try:
+        known = {
+            name: values.to_pylist()
+            for name, values in booster.get_categories(export_to_arrow=True).to_arrow()
+            if values is not None
+        }
+    except Exception as exc:  # an older XGBoost, or no pyarrow: the sidecar's signature can name them
+        log.info("XGBoost categories not readable (%s)", exc)
+    names = booster.feature_names or [f"f{i}" for i in range(len(types))]
+    return [
+        Column(name, "string", "category", tuple(known[name]) if name in known else None)
+        if kind == "c"
+        else Column(name)
+        for name, kind in zip(names, types, strict=True)
+    ]
 
 
 class XGBoostAdapter:

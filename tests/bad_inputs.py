@@ -1,13 +1,15 @@
 """Every class of bad input the API must refuse with a clear 4xx, as one table.
 
 Used by the in-process API tests and, over HTTP, by the gunicorn integration
-tests. Each case: (id, method, path, raw body or None, content type, status,
-text the error must contain).
+tests; both serve the iris set and the penguins pipeline. Each case: (id, method,
+path, raw body or None, content type, status, text the error must contain).
 """
 
 from __future__ import annotations
 
 import json
+
+from tests.factories import PENGUIN
 
 JSON = "application/json"
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -17,9 +19,28 @@ def _j(obj: object) -> str:
     return json.dumps(obj)
 
 
+#: Served by both the in-process and the gunicorn bad-input tests (tests.factories.write_penguins_pipeline).
+PENGUINS = "/api/v1/predict/penguins"
+OMIT = object()
+
+
+#: Two penguins as a text/csv body (header row; an empty cell is a missing value).
+CSV_TEXT = (
+    "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\n"
+    "Torgersen,40.3,18.0,195,3250,female\n"
+    "Torgersen,39.1,18.7,181,3750,\n"
+)
+
+
+def _penguin(**changes: object) -> dict[str, object]:
+    """A row of the penguins data, with ``changes`` (a column set to OMIT is left out)."""
+    row = {**PENGUIN, **changes}
+    return {k: v for k, v in row.items() if v is not OMIT}
+
+
 BAD_REQUESTS = [
     # --- /predict: the features ---
-    ("string-features", "POST", "/api/v1/predict", _j({"features": "invalid"}), JSON, 422, "list of numbers"),
+    ("string-features", "POST", "/api/v1/predict", _j({"features": "invalid"}), JSON, 422, "list of values"),
     ("numeric-string", "POST", "/api/v1/predict", _j({"features": ["5.1", 3.5, 1.4, 0.2]}), JSON, 422, "string"),
     ("boolean", "POST", "/api/v1/predict", _j({"features": [True, 3.5, 1.4, 0.2]}), JSON, 422, "boolean"),
     ("null-feature", "POST", "/api/v1/predict", _j({"features": [None, 3.5, 1.4, 0.2]}), JSON, 422, "null"),
@@ -119,6 +140,111 @@ BAD_REQUESTS = [
         404,
         "nope",
     ),
+    # --- a model fitted on a DataFrame, checked against its signature (the penguins pipeline) ---
+    ("typed-missing-column", "POST", PENGUINS, _j({"features": _penguin(island=OMIT)}), JSON, 422, "missing island"),
+    ("typed-unknown-column", "POST", PENGUINS, _j({"features": _penguin(colour="red")}), JSON, 422, "unknown colour"),
+    (
+        "typed-string-for-number",
+        "POST",
+        PENGUINS,
+        _j({"features": _penguin(bill_length_mm="long")}),
+        JSON,
+        422,
+        "Feature 'bill_length_mm' must be a number, got string",
+    ),
+    (
+        "typed-number-for-string",
+        "POST",
+        PENGUINS,
+        _j({"features": _penguin(island=3)}),
+        JSON,
+        422,
+        "Feature 'island' must be a string, got number",
+    ),
+    (
+        "typed-unknown-category",
+        "POST",
+        PENGUINS,
+        _j({"features": _penguin(island="Atlantis")}),
+        JSON,
+        422,
+        "Feature 'island' must be one of 'Biscoe', 'Dream', 'Torgersen', got 'Atlantis'",
+    ),
+    (
+        "typed-null-not-taken",
+        "POST",
+        PENGUINS,
+        _j({"features": _penguin(island=None)}),
+        JSON,
+        422,
+        "Feature 'island' must be a string, got null",
+    ),
+    (
+        "typed-batch-names-the-row",
+        "POST",
+        "/api/v1/batch-predict",
+        _j({"model_name": "penguins", "features": [_penguin(), _penguin(), _penguin(sex="unknown")]}),
+        JSON,
+        422,
+        "row 2: Feature 'sex' must be one of 'female', 'male', got 'unknown'",
+    ),
+    # --- the other input formats ---
+    (
+        "format-two-at-once",
+        "POST",
+        "/api/v1/predict",
+        _j({"features": ROW, "instances": [ROW]}),
+        JSON,
+        422,
+        "only one of features, instances",
+    ),
+    (
+        "format-several-rows-on-predict",
+        "POST",
+        "/api/v1/predict",
+        _j({"instances": [ROW, ROW]}),
+        JSON,
+        422,
+        "send several to /batch-predict",
+    ),
+    (
+        "format-split-width",
+        "POST",
+        "/api/v1/batch-predict",
+        _j({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [1, 2, 3]]}}),
+        JSON,
+        422,
+        "row 1 has 3 values for 2 columns",
+    ),
+    (
+        "format-split-not-object",
+        "POST",
+        "/api/v1/batch-predict",
+        _j({"dataframe_split": [[1, 2]]}),
+        JSON,
+        422,
+        "'columns'",
+    ),
+    (
+        "format-split-column-not-a-name",
+        "POST",
+        "/api/v1/predict",
+        _j({"dataframe_split": {"columns": [{}], "data": [ROW[:1]]}}),
+        JSON,
+        422,
+        "distinct names",
+    ),
+    ("csv-on-predict", "POST", "/api/v1/predict", CSV_TEXT, "text/csv", 415, "application/json"),
+    (
+        "csv-not-a-number",
+        "POST",
+        "/api/v1/batch-predict?model_name=penguins",
+        CSV_TEXT.replace("39.1", "long"),
+        "text/csv",
+        422,
+        "row 1: Feature 'bill_length_mm' must be a number, got 'long'",
+    ),
+    ("csv-ragged", "POST", "/api/v1/batch-predict", CSV_TEXT + "Dream,1\n", "text/csv", 400, "CSV line 4 has 2 fields"),
     # --- model management ---
     ("load-missing-fields", "POST", "/api/v1/models/load", _j({"model_name": "x"}), JSON, 422, "model_path"),
     (

@@ -143,6 +143,141 @@ def write_custom_model(
     return path
 
 
+# --- palmerpenguins: a DataFrame with strings and missing values ----------------------------
+
+PENGUIN_NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+PENGUIN_STRINGS = ["island", "sex"]
+PENGUIN_LABELS = ["Adelie", "Chinstrap", "Gentoo"]
+#: A row of the data set (Adelie, Torgersen), with its one missing value.
+PENGUIN = {
+    "island": "Torgersen",
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181.0,
+    "body_mass_g": 3750.0,
+    "sex": None,
+}
+
+
+@functools.cache
+def penguins() -> tuple[Any, Any]:
+    """The whole data set (344 rows, NaN rows included) as the features a data scientist would fit on, and species."""
+    from palmerpenguins import load_penguins
+
+    data = load_penguins()
+    X = data[["island", *PENGUIN_NUMBERS, "sex"]].astype({name: object for name in PENGUIN_STRINGS})
+    return X, data["species"].astype(object)
+
+
+@functools.cache
+def penguins_categorical() -> Any:
+    """The features with the string columns as pandas categoricals (what native-categorical models fit on)."""
+    X = penguins()[0].copy()
+    for name in PENGUIN_STRINGS:
+        X[name] = X[name].astype("category")
+    return X
+
+
+def penguin_records() -> list[dict[str, Any]]:
+    """Every row as JSON would carry it: missing values as None."""
+    X = penguins()[0]
+    return [{k: (None if v is None or v != v else v) for k, v in row.items()} for row in X.to_dict("records")]
+
+
+@functools.cache
+def _penguins_pipeline() -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    columns = ColumnTransformer(
+        [
+            ("strings", OneHotEncoder(), PENGUIN_STRINGS),
+            ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), PENGUIN_NUMBERS),
+        ]
+    )
+    return Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=1000))]).fit(*penguins())
+
+
+@functools.cache
+def _penguins_xgboost() -> Any:
+    import xgboost as xgb
+
+    codes = penguins()[1].map({label: i for i, label in enumerate(PENGUIN_LABELS)}).astype(int)
+    model = xgb.XGBClassifier(enable_categorical=True, n_estimators=20, max_depth=3, n_jobs=1, random_state=0)
+    return model.fit(penguins_categorical(), codes)
+
+
+@functools.cache
+def _penguins_hgb() -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=30, random_state=0)
+    return model.fit(penguins_categorical(), penguins()[1])
+
+
+def penguins_model(kind: str) -> Any:
+    """The fitted in-process model of ``kind`` (pipeline, xgboost, hgb): what served answers must equal."""
+    return {"pipeline": _penguins_pipeline, "xgboost": _penguins_xgboost, "hgb": _penguins_hgb}[kind]()
+
+
+def write_penguins_pipeline(directory: Path, name: str = "penguins", **metadata: Any) -> Path:
+    """ColumnTransformer (one-hot strings, imputed and scaled numbers) and LogisticRegression, as joblib."""
+    import joblib
+
+    path = directory / f"{name}.joblib"
+    joblib.dump(_penguins_pipeline(), path)
+    if metadata:
+        write_sidecar(path, **metadata)
+    return path
+
+
+def write_penguins_xgboost(directory: Path, name: str = "penguins_xgboost", **metadata: Any) -> Path:
+    """XGBoost with native categorical features, as its own JSON (categories included), labels in the sidecar."""
+    path = directory / f"{name}.json"
+    _penguins_xgboost().save_model(path)
+    write_sidecar(path, labels=PENGUIN_LABELS, **metadata)
+    return path
+
+
+def write_penguins_hgb(directory: Path, name: str = "penguins_hgb", **metadata: Any) -> Path:
+    """HistGradientBoostingClassifier with categorical_features="from_dtype" and NaN handled natively."""
+    import joblib
+
+    path = directory / f"{name}.joblib"
+    joblib.dump(_penguins_hgb(), path)
+    if metadata:
+        write_sidecar(path, **metadata)
+    return path
+
+
+def write_penguins_mlflow(directory: Path, kind: str = "pipeline", name: str | None = None, **options: Any) -> Path:
+    """An MLflow model directory (``MLmodel`` and the flavor's data file) written by MLflow itself, with the
+    signature MLflow infers from the training DataFrame. ``options`` go to ``save_model``."""
+    import warnings
+
+    from mlflow.models import infer_signature
+
+    model = penguins_model(kind)
+    X = penguins()[0] if kind == "pipeline" else penguins_categorical()
+    path = directory / (name or f"penguins_mlflow_{kind}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow warns about its environment (pip, git) while saving
+        signature = infer_signature(X, model.predict(X))
+        if kind == "xgboost":
+            import mlflow.xgboost
+
+            mlflow.xgboost.save_model(model, path, signature=signature, **options)
+        else:
+            import mlflow.sklearn
+
+            options.setdefault("serialization_format", "cloudpickle")
+            mlflow.sklearn.save_model(model, path, signature=signature, **options)
+    return path
+
+
 def write_iris_set(directory: Path) -> Path:
     """The demo set: an sklearn classifier served as default and an XGBoost one, with labels."""
     directory.mkdir(parents=True, exist_ok=True)

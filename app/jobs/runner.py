@@ -24,6 +24,7 @@ from app.jobs.paths import error_file_for, relative_name, resolve_input, resolve
 from app.jobs.scoring import Aborted, ModelFailed, ScoreOptions, Summary, score_file
 from app.jobs.sources import inspect
 from app.jobs.store import Job, JobStore
+from app.model_input import signature_of
 from app.registry import ModelRegistry
 from app.storage_faults import storage_fault
 
@@ -110,6 +111,7 @@ class JobRunner:
             served.description.n_features,
             job["id_column"],
             job["delimiter"],
+            signature_of(served),
         )
         total = source.count_rows()
         self.store.renew(job["job_id"], owner, self.config["lease_seconds"], rows_total=total)

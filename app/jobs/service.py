@@ -22,6 +22,7 @@ from app.jobs.paths import input_format, relative_name, resolve_input, resolve_o
 from app.jobs.runner import JobRunner
 from app.jobs.sources import inspect
 from app.jobs.store import STATUSES, IdempotencyMismatch, Job, JobStore, new_job
+from app.model_input import signature_of
 from app.registry import ModelRegistry
 from app.storage_faults import require_writable
 
@@ -95,6 +96,7 @@ class JobService:
             served.description.n_features,
             request["id_column"],
             request["delimiter"],
+            signature_of(served),
         )
         job = new_job(
             **{k: request[k] for k in REQUEST_FIELDS},

@@ -4,6 +4,11 @@ Columns are matched to the model's feature names when it has them (extra
 columns are ignored), else taken in file order; an id column (``id_column``,
 or a column named ``id`` that is not a feature) is carried through. Every
 problem names its row and column, e.g. ``row 1,204: column petal_width is not numeric``.
+
+A model with a typed signature (strings, nulls: :mod:`app.signature`) gets
+its rows read as ``/batch-predict`` reads a CSV body (:func:`app.model_input.typed_text`)
+and checked one by one against the signature, so a job scores a file as the
+API would score its rows.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from app.features import Features
 from app.jobs.errors import InputFileError
+from app.jobs.typed_rows import is_typed, typed_row, where
+from app.signature import Signature
 
 SNIFF_DELIMITERS = (";", "\t", "|")
 
@@ -29,20 +37,26 @@ class ColumnPlan:
     indices: list[int]
     id_column: str | None
     id_index: int | None
+    #: Set when the model's columns are typed: rows are read by it, not as numbers.
+    signature: Signature | None = None
 
 
 @dataclass
 class Chunk:
-    """Rows that parsed (numbers, ids, row numbers) and rows that did not (row number, id, message)."""
+    """Rows that parsed (numbers, or typed rows; ids; row numbers) and rows that did not (row number, id, message)."""
 
-    values: np.ndarray
+    values: np.ndarray | Features
     ids: list[Any]
     rows: list[int]
     bad: list[tuple[int, Any, str]] = field(default_factory=list)
 
 
 def plan_columns(
-    header: Sequence[str], feature_names: Sequence[str] | None, n_features: int | None, id_column: str | None
+    header: Sequence[str],
+    feature_names: Sequence[str] | None,
+    n_features: int | None,
+    id_column: str | None,
+    signature: Signature | None = None,
 ) -> ColumnPlan:
     """Decide which columns feed the model, in which order, and which one is the id."""
     header = [h.strip() for h in header]
@@ -71,7 +85,8 @@ def plan_columns(
                 f"The file has {len(features)} feature column(s) ({', '.join(features)}) but the model expects "
                 f"{n_features}.{hint}"
             )
-    return ColumnPlan(header, features, [header.index(f) for f in features], id_column, id_index)
+    typed = signature if signature is not None and signature.names and is_typed(signature) else None
+    return ColumnPlan(header, features, [header.index(f) for f in features], id_column, id_index, typed)
 
 
 def _missing_message(header: list[str], missing: list[str], names: Sequence[str]) -> str:
@@ -96,10 +111,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def where(row: int) -> str:
-    return f"row {row:,}"
 
 
 class CsvSource:
@@ -145,6 +156,14 @@ class CsvSource:
                     ident = record[id_index] if id_index is not None and id_index < len(record) else number
                     if len(record) != width:
                         bad.append((number, ident, f"{where(number)}: expected {width} fields, found {len(record)}"))
+                    elif plan.signature is not None:
+                        row, problem = typed_row(plan.signature, names, number, [record[i] for i in indices], True)
+                        if problem:
+                            bad.append((number, ident, problem))
+                        else:
+                            values.append(row)  # type: ignore[arg-type]
+                            ids.append(ident)
+                            rows.append(number)
                     else:
                         try:
                             parsed = [float(record[i]) for i in indices]
@@ -156,12 +175,12 @@ class CsvSource:
                         except ValueError:
                             bad.append((number, ident, _cell_problem(number, record, indices, names)))
                     if len(values) + len(bad) >= size:
-                        yield Chunk(_matrix(values, len(indices)), ids, rows, bad)
+                        yield Chunk(_values(plan, values), ids, rows, bad)
                         values, ids, rows, bad = [], [], [], []
             except (csv.Error, UnicodeDecodeError) as exc:
                 raise InputFileError(f"{where(number + 1)}: not readable as CSV text: {exc}") from None
             if values or bad:
-                yield Chunk(_matrix(values, len(indices)), ids, rows, bad)
+                yield Chunk(_values(plan, values), ids, rows, bad)
 
 
 def _cell_problem(number: int, record: list[str], indices: list[int], names: list[str]) -> str:
@@ -180,6 +199,10 @@ def _cell_problem(number: int, record: list[str], indices: list[int], names: lis
 
 def _matrix(values: list[list[float]], width: int) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(len(values), width)
+
+
+def _values(plan: ColumnPlan, values: list[list[Any]]) -> np.ndarray | Features:
+    return Features(rows=tuple(values)) if plan.signature is not None else _matrix(values, len(plan.indices))
 
 
 class ParquetSource:
@@ -208,7 +231,10 @@ class ParquetSource:
         import pyarrow as pa
 
         schema = self.file.schema_arrow
+        strings = {f.name for f in plan.signature.fields if f.type != "number"} if plan.signature else set()
         for name in plan.features:
+            if name in strings:
+                continue
             kind = schema.field(name).type
             if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
                 raise InputFileError(f"Column {name} is not numeric (Parquet type {kind}).")
@@ -220,6 +246,9 @@ class ParquetSource:
             n = batch.num_rows
             numbers = list(range(first, first + n))
             first += n
+            if plan.signature is not None:
+                yield self._typed_chunk(plan, batch, numbers)
+                continue
             matrix = np.empty((n, len(plan.features)), dtype=np.float64)
             nulls = np.zeros((n, len(plan.features)), dtype=bool)
             for j, name in enumerate(plan.features):
@@ -235,6 +264,23 @@ class ParquetSource:
                 bad.append((numbers[i], ids[i], f"{where(numbers[i])}: column {plan.features[j]} {problem}"))
             keep = np.flatnonzero(ok)
             yield Chunk(matrix[keep], [ids[i] for i in keep], [numbers[i] for i in keep], bad)
+
+    @staticmethod
+    def _typed_chunk(plan: ColumnPlan, batch: Any, numbers: list[int]) -> Chunk:
+        ids = batch.column(plan.id_column).to_pylist() if plan.id_column else numbers
+        columns = [batch.column(name).to_pylist() for name in plan.features]
+        chunk = Chunk(np.empty((0, 0)), [], [])
+        good: list[list[Any]] = []
+        for i, cells in enumerate(zip(*columns, strict=True)):
+            row, problem = typed_row(plan.signature, plan.features, numbers[i], cells, False)
+            if problem:
+                chunk.bad.append((numbers[i], ids[i], problem))
+            else:
+                good.append(row)  # type: ignore[arg-type]
+                chunk.ids.append(ids[i])
+                chunk.rows.append(numbers[i])
+        chunk.values = Features(rows=tuple(good))
+        return chunk
 
 
 def open_source(path: Path, fmt: str, delimiter: str = ",") -> CsvSource | ParquetSource:
@@ -252,10 +298,11 @@ def inspect(
     n_features: int | None,
     id_column: str | None = None,
     delimiter: str = ",",
+    signature: Signature | None = None,
 ) -> tuple[CsvSource | ParquetSource, ColumnPlan]:
     """Open the file and check its columns against the model: the checks submit and run share."""
     source = open_source(path, fmt, delimiter)
-    plan = plan_columns(source.header(), feature_names, n_features, id_column)
+    plan = plan_columns(source.header(), feature_names, n_features, id_column, signature)
     if isinstance(source, ParquetSource):
         source.check_types(plan)
     return source, plan

@@ -13,6 +13,7 @@ import logging
 from app import desired_state as ds
 from app.desired_state import DesiredState
 from app.errors import ApiError
+from app.mlflow_models import is_mlflow_dir
 from app.model_files import is_sidecar
 from app.registry.audit import AuditTrail
 from app.registry.loading import ModelLoader
@@ -37,9 +38,9 @@ def register_directory(
         log.warning("model directory %s does not exist; no model auto-loaded", model_dir)
         return prepared
     for path in sorted(model_dir.iterdir()):
-        if not path.is_file() or path.name.startswith((".", "_")) or is_sidecar(path):
+        if path.name.startswith((".", "_")) or is_sidecar(path):
             continue
-        if path.suffix.lower() not in loader.plugins.by_suffix:
+        if not is_mlflow_dir(path) and (not path.is_file() or path.suffix.lower() not in loader.plugins.by_suffix):
             continue
         try:
             record = loader.record_for(path.name, None, origin="auto_load", name=None)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from app import model_memory
 from app.desired_state import DesiredState, ModelRecord, ModelState
+from app.model_input import signature_of
 from app.registry.served import ServedModel
 
 
@@ -101,6 +102,7 @@ def model_info(registry: RegistryView, served: ServedModel) -> dict[str, Any]:
             "version_mismatch": served.version_mismatch or None,
             "metadata": record.metadata,
             "details": dict(desc.extra),
+            "signature": signature_of(served).as_dict(),
             "version_history": [version_summary(registry, model, r) for _, r in sorted(model.versions.items())]
             if model
             else [],

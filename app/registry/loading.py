@@ -13,14 +13,14 @@ import time
 from collections.abc import Container
 from pathlib import Path
 
-import numpy as np
-
 from app import provenance
 from app.adapters import ModelAdapter, ModelDescription, ModelSharing, SharedMemoryModel
 from app.desired_state import ModelRecord, utc_now
 from app.errors import ApiError, Conflict, ModelLoadError, ValidationFailed
 from app.memory import estimate_bytes
+from app.mlflow_models import mlflow_model
 from app.model_files import read_sidecar, relative_to_model_dir, resolve_model_path, sha256_of
+from app.model_input import probe_signature, run_once, trial_input
 from app.plugin_manager import PluginSet
 from app.registry.served import ServedModel
 from app.registry.trust import TrustPolicy
@@ -38,9 +38,15 @@ class ModelLoader:
         self.allow_version_mismatch = allow_version_mismatch
 
     def record_for(self, requested: str, model_type: str | None, *, origin: str, name: str | None) -> ModelRecord:
-        """Describe the file ``requested`` names (its adapter, digest, sidecar metadata) without loading it."""
+        """Describe the file ``requested`` names (its adapter, digest, sidecar metadata) without loading it.
+
+        A directory holding an MLflow ``MLmodel`` names its flavor's data file, described by the ``MLmodel``.
+        """
+        mlflow = mlflow_model(self.model_dir, requested)
+        if mlflow is not None:
+            requested = mlflow[0]
         path = resolve_model_path(self.model_dir, requested)
-        metadata = read_sidecar(path)
+        metadata = mlflow[1] if mlflow is not None else read_sidecar(path)
         digest = sha256_of(path)
         if metadata.get("sha256") and metadata["sha256"] != digest:
             raise ModelLoadError(
@@ -167,15 +173,13 @@ def check_description(record: ModelRecord, description: ModelDescription, labels
 
 
 def trial_prediction(served: ServedModel) -> None:
-    """Predict one row of zeros so a model that cannot serve fails at load, not at the first user."""
-    n = served.description.n_features
-    if not n:
-        return
+    """Predict a row the model was trained on, so a model that cannot serve fails at load, not at the first
+    user; then probe what it accepts (nulls, unknown categories) into its signature."""
     try:
-        row = np.zeros((1, n))
-        served.model.predict(row)
-        if served.predict_proba is not None:
-            served.predict_proba(row)
+        served.signature = probe_signature(served)
+        X = trial_input(served)
+        if X is not None:
+            run_once(served, X)
     except Exception as exc:
         raise ModelLoadError(
             f"{served.record.file} loaded but a trial prediction failed: {type(exc).__name__}: {exc}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.adapters import LoadedModel, ModelDescription, ModelSharing
 from app.desired_state import ModelRecord
+from app.signature import Signature
 
 Key = tuple[str, int]  # (model name, version)
 
@@ -32,6 +33,8 @@ class ServedModel:
     version_mismatch: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Whether the workers of this machine share the model's memory (what its adapter said).
     sharing: ModelSharing = field(default_factory=lambda: ModelSharing.private("not known"))
+    #: Its columns and what each accepts (:mod:`app.signature`), probed when it loaded.
+    signature: Signature | None = None
     prediction_count: int = 0
     last_used: float = field(default_factory=time.monotonic)
     #: Per-version values the hot path derives once (label table, class positions).

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tests.bad_inputs import BAD_REQUESTS, ROW
+from tests.factories import write_penguins_pipeline
 from tests.helpers import assert_error
+
+
+@pytest.fixture
+def model_dir(model_dir):
+    """The iris set and the penguins pipeline, which the table's typed cases ask."""
+    write_penguins_pipeline(model_dir)
+    return model_dir
 
 
 @pytest.mark.parametrize(
@@ -37,7 +45,10 @@ def test_wrong_feature_count_names_the_expected_count(client):
 
 def test_validation_message_says_which_field(client):
     body = assert_error(client.post("/api/v1/predict", json={"features": [1, True, 3, 4]}), 422)
-    assert body["message"].startswith("json.features: Feature 1 must be a number")
+    assert body["message"] == "Feature 'sepal_width' must be a number, got boolean."
+    assert body["errors"] == {"json": {"features": [body["message"]]}}
+    body = assert_error(client.post("/api/v1/predict", json={"features": [1, [2], 3, 4]}), 422)
+    assert body["message"].startswith("json.features: Feature 1 must be a number, string, boolean or null")
 
 
 def test_unhandled_exception_is_a_json_500_without_traceback(client, monkeypatch):

@@ -16,7 +16,7 @@ def test_creates_the_demo_models_then_keeps_them(runner, tmp_path):
     data = ["--data-directory", str(tmp_path / "data")]
     result = runner.invoke(args=["create-demo-models", "--directory", str(target), *data])
     assert result.exit_code == 0, result.output
-    assert result.output.count("created") == 6  # five models and the spec's batch file
+    assert result.output.count("created") == 7  # six models and the spec's batch file
     meta = json.loads((target / "iris_classifier.meta.json").read_text())
     assert meta["labels"] == ["setosa", "versicolor", "virginica"]
     assert meta["sha256"] == sha256_of(target / "iris_classifier.joblib")
@@ -24,7 +24,7 @@ def test_creates_the_demo_models_then_keeps_them(runner, tmp_path):
     assert json.loads((target / "custom_model.meta.json").read_text())["auto_load"] is False
 
     again = runner.invoke(args=["create-demo-models", "--directory", str(target), *data])
-    assert again.output.count("kept") == 6
+    assert again.output.count("kept") == 7
 
 
 def test_demo_models_serve_the_spec_examples(runner, tmp_path):
@@ -36,8 +36,13 @@ def test_demo_models_serve_the_spec_examples(runner, tmp_path):
     assert [m["name"] for m in client.get("/api/v1/models").get_json()["models"]] == [
         "iris_classifier",
         "iris_xgboost",
+        "penguins",
         "production_model",
     ]
+    penguin = {"island": "Dream", "bill_length_mm": 46.5, "bill_depth_mm": 17.9, "flipper_length_mm": 192}
+    answer = client.post("/api/v1/predict/penguins", json={"features": {**penguin, "body_mass_g": 3500, "sex": None}})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["prediction_label"] == "Chinstrap"
     for name in ("custom_model", "new_model"):
         loaded = client.post("/api/v1/models/load", json={"model_name": name, "model_path": f"{name}.pkl"})
         assert loaded.status_code == 200, loaded.get_json()

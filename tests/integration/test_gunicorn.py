@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.bad_inputs import BAD_REQUESTS, ROW
-from tests.factories import KNOWN_ROWS, write_iris_set, write_sklearn_classifier
+from tests.factories import KNOWN_ROWS, write_iris_set, write_penguins_pipeline, write_sklearn_classifier
 from tests.helpers import PROJECT_ROOT, GunicornServer, assert_error
 
 pytestmark = pytest.mark.integration
@@ -26,6 +26,7 @@ WORKERS = 3
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("gunicorn")
     model_dir = write_iris_set(root / "models")
+    write_penguins_pipeline(model_dir)  # the bad-input table's model fitted on a DataFrame
     write_sklearn_classifier(model_dir, name="custom_model", suffix=".pkl")
     (model_dir / "custom_model.meta.json").write_text('{"auto_load": false}')
     config = {"models": {"model_directory": str(model_dir)}, "logging": {"level": "INFO"}}
@@ -63,7 +64,11 @@ def test_every_endpoint(server):
     assert server.post("/api/v1/predict/iris_xgboost", json={"features": ROW}).json()["prediction_label"] == "setosa"
     batch = server.post("/api/v1/batch-predict", json={"features": list(KNOWN_ROWS.values())}).json()
     assert [p["prediction_label"] for p in batch["predictions"]] == list(KNOWN_ROWS)
-    assert [m["name"] for m in server.get("/api/v1/models").json()["models"]] == ["iris_classifier", "iris_xgboost"]
+    assert [m["name"] for m in server.get("/api/v1/models").json()["models"]] == [
+        "iris_classifier",
+        "iris_xgboost",
+        "penguins",
+    ]
     assert server.get("/api/v1/models/iris_classifier/info").json()["n_features"] == 4
     assert {a["name"] for a in server.get("/api/v1/adapters").json()["adapters"]} >= {"sklearn", "xgboost", "custom"}
     assert "/api/v1/predict" in server.get("/openapi.json").json()["paths"]

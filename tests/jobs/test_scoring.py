@@ -8,12 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from app.inference import predict_rows
+from app.inference import feature_names_of, predict_rows
 from app.jobs.errors import InputFileError
 from app.jobs.scoring import Aborted, RowError, ScoreOptions, score_file
 from app.jobs.sources import CsvSource, inspect, plan_columns
+from app.model_input import signature_of
 from app.services import services
-from tests.factories import IRIS_FEATURES, iris, write_sklearn_regressor
+from tests.factories import (
+    IRIS_FEATURES,
+    iris,
+    penguins,
+    penguins_model,
+    write_penguins_pipeline,
+    write_sklearn_regressor,
+)
 from tests.jobs.conftest import write_iris_csv
 
 
@@ -198,3 +206,34 @@ def test_plan_prefers_an_explicit_id_column():
     assert plan.id_column == "ref" and plan.indices == [2, 3, 4, 5]
     with pytest.raises(InputFileError, match="id_column 'nope'"):
         plan_columns(IRIS_FEATURES, IRIS_FEATURES, 4, "nope")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_typed_model_scores_a_file_as_the_in_process_model(jobs_app, model_dir, data_dir, tmp_path, fmt):
+    """The penguins pipeline over the whole data set (strings, NaN rows) from CSV and Parquet, one bad row skipped."""
+    write_penguins_pipeline(model_dir)
+    registry = services(jobs_app).registry
+    registry.load("penguins", "penguins.joblib", None)
+    served = registry.get("penguins")
+    X = penguins()[0].copy()
+    X.insert(0, "id", [f"p{i}" for i in range(len(X))])
+    bad = X.copy().astype({"island": object})
+    bad.loc[5, "island"] = "Atlantis"
+    path = data_dir / f"penguins.{fmt}"
+    bad.to_csv(path, index=False) if fmt == "csv" else bad.to_parquet(path, index=False)
+    source, plan = inspect(path, fmt, feature_names_of(served), None, None, ",", signature_of(served))
+    out, errors = tmp_path / "out.csv", tmp_path / "errors.csv"
+    options = ScoreOptions(return_probabilities=True, on_error="skip", chunk_rows=100)
+    summary = score_file(served, source, plan, out, errors, options, lambda s: True)
+    assert (summary.rows_done, summary.rows_failed) == (len(X) - 1, 1)
+    assert read_csv(errors)[1] == [
+        "6",
+        "p5",
+        "row 6: Feature 'island' must be one of 'Biscoe', 'Dream', 'Torgersen', got 'Atlantis'.",
+    ]
+    model = penguins_model("pipeline")
+    keep = [i for i in range(len(X)) if i != 5]
+    labels = model.predict(penguins()[0].iloc[keep])
+    rows = read_csv(out)[1:]
+    assert [r[0] for r in rows] == [f"p{i}" for i in keep]
+    assert [r[2] for r in rows] == list(labels)

@@ -99,16 +99,39 @@ def test_a_fast_path_that_disagrees_only_on_single_rows_is_not_used(tmp_path, mo
 
 
 def test_an_estimator_without_known_internals_is_called_as_is(tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    X, y = iris()
+    estimator = LinearRegression().fit(X, y)
+    model = adapter("sklearn").load(save(estimator, tmp_path, "lin"), {})
+    assert model.describe().extra["kernel"] == "sklearn"
+    assert not hasattr(model, "predict_with_proba")
+    np.testing.assert_array_equal(model.predict(rows()), estimator.predict(rows()))
+
+
+def test_a_pipeline_runs_its_transforms_once_then_its_final_steps_kernel(tmp_path):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(*iris())
     model = adapter("sklearn").load(save(pipeline, tmp_path, "pipe"), {})
-    assert model.describe().extra["kernel"] == "sklearn"
-    assert not hasattr(model, "predict_with_proba")  # predict and predict_proba are called one after the other
-    np.testing.assert_array_equal(model.predict(rows()), pipeline.predict(rows()))
-    np.testing.assert_array_equal(model.predict_proba(rows()), pipeline.predict_proba(rows()))
+    assert model.describe().extra["kernel"].startswith("pipeline+")
+    for batch in (rows()[:1], rows()):
+        labels, probabilities = model.predict_with_proba(batch)
+        np.testing.assert_array_equal(labels, pipeline.predict(batch))
+        np.testing.assert_array_equal(probabilities, pipeline.predict_proba(batch))
+
+
+def test_histgradientboosting_gives_both_answers_from_one_call(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    estimator = HistGradientBoostingClassifier(max_iter=10).fit(*iris())
+    model = adapter("sklearn").load(save(estimator, tmp_path, "hgb"), {})
+    assert model.describe().extra["kernel"] == "argmax-proba"
+    labels, probabilities = model.predict_with_proba(rows())
+    np.testing.assert_array_equal(labels, estimator.predict(rows()))
+    np.testing.assert_array_equal(probabilities, estimator.predict_proba(rows()))
 
 
 def test_a_fast_path_that_disagrees_is_not_used(tmp_path, monkeypatch, caplog):

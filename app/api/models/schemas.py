@@ -140,6 +140,13 @@ class ModelInfoSchema(ModelSummarySchema):
     )
     metadata = ma.fields.Dict(metadata={"description": "The sidecar metadata."})
     details = ma.fields.Dict(metadata={"description": "Adapter-specific facts (objective, trees, ...)."})
+    signature = ma.fields.Dict(
+        metadata={
+            "description": "What the model takes: input (array or dataframe), source (model, metadata, mlflow) "
+            "and columns, each with name, type (number, string, boolean), nullable, and for string "
+            "columns the categories it knows and whether only those are accepted (closed)."
+        }
+    )
     version_history = ma.fields.List(ma.fields.Nested(VersionSchema))
 
 

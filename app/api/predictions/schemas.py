@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from app.api.fields import MAX_BATCH_ROWS, FeatureRow, FeatureRows
+from typing import Any
+
+from app.api.fields import MAX_BATCH_ROWS, DataFrameSplit, FeatureRow, FeatureRows
 from app.validation import StrictBoolean, model_name_validator
 
 MODEL_NAME = {"validate": model_name_validator()}
@@ -15,12 +17,53 @@ class _Strict(ma.Schema):
         unknown = ma.RAISE
 
 
-class PredictRequestSchema(_Strict):
-    features = FeatureRow(
-        required=True,
+#: The input formats a prediction body may use instead of ``features``, all loaded as its Features.
+FORMATS = ("features", "instances", "dataframe_records", "dataframe_split")
+RECORDS_EXAMPLE = [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]
+
+
+class _Formats(_Strict):
+    """The ecosystem's input formats beside ``features``: exactly one per body, loaded as ``features``."""
+
+    instances = FeatureRows(
+        metadata={"description": "TF-Serving / KServe v1: a list of rows (objects or lists).", "example": RECORDS_EXAMPLE}
+    )
+    dataframe_records = FeatureRows(
+        metadata={"description": "MLflow: a list of objects, one per row.", "example": RECORDS_EXAMPLE}
+    )
+    dataframe_split = DataFrameSplit(
         metadata={
-            "description": "One sample: a list of numbers in the model's feature order, or an object "
-            "of named features when the model knows its feature names.",
+            "description": "MLflow: column names and rows of values.",
+            "example": {"columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"], "data": [IRIS_ROW]},
+        }
+    )
+    #: How many rows a body of this schema holds (None: any, within the batch limit).
+    ROWS: int | None = None
+
+    @ma.post_load
+    def _as_features(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Check there is exactly one format and load it as ``features`` (one hook: it runs on every request)."""
+        given = [name for name in FORMATS if name in data]
+        if not given:
+            raise ma.ValidationError(f"Missing data for required field: send one of {', '.join(FORMATS)}.", "features")
+        if len(given) > 1:
+            raise ma.ValidationError(f"Send only one of {', '.join(FORMATS)} (got {', '.join(given)}).", given[-1])
+        name = given[0]
+        if name != "features":
+            rows = data["features"] = data.pop(name)
+            if self.ROWS is not None and len(rows) != self.ROWS:
+                raise ma.ValidationError(f"Must hold one row here, got {len(rows)}; send several to /batch-predict.", name)
+        return data
+
+
+class PredictRequestSchema(_Formats):
+    ROWS = 1
+    features = FeatureRow(
+        metadata={
+            "description": "One sample: a list of values in the model's feature order, or an object "
+            "of named features when the model knows its feature names. Values are numbers, strings, "
+            "booleans or null, as the model's signature says. Or send instances, dataframe_records or "
+            "dataframe_split with one row.",
             "example": IRIS_ROW,
         },
     )
@@ -44,12 +87,12 @@ class PredictPathRequestSchema(PredictRequestSchema):
         unknown = ma.RAISE
 
 
-class BatchPredictRequestSchema(_Strict):
+class BatchPredictRequestSchema(_Formats):
     features = FeatureRows(
-        required=True,
         metadata={
-            "description": f"1 to {MAX_BATCH_ROWS} samples, each a list of numbers in the model's feature order "
-            "or an object of named features.",
+            "description": f"1 to {MAX_BATCH_ROWS} samples, each a list of values in the model's feature order "
+            "or an object of named features. Or send instances, dataframe_records or dataframe_split instead; "
+            "or a text/csv body (header row) with model_name and return_probabilities in the query string.",
             "example": [IRIS_ROW, [6.3, 2.9, 5.6, 1.8]],
         },
     )
