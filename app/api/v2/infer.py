@@ -24,8 +24,9 @@ import numpy as np
 
 from app.api.v2.tensors import Tensor, TensorError, output_tensor
 from app.features import Features
-from app.inference import Outputs, feature_count, feature_names_of, predict
+from app.inference import Outputs, feature_names_of, predict
 from app.metrics import Metrics
+from app.model_input import signature_of
 from app.registry import ServedModel
 
 PREDICT, PREDICT_PROBA = "predict", "predict_proba"
@@ -127,6 +128,11 @@ def infer(
         parts.append(part)
         chunks.append(chunk)
     return parts, chunks
+
+
+def feature_count(served: ServedModel) -> int | None:
+    """How many columns the model takes, from its signature (None when it does not say)."""
+    return len(signature_of(served).fields) or None
 
 
 def proba_dtype(served: ServedModel) -> np.dtype:

@@ -22,6 +22,7 @@ from app.api.v2.infer import (
     MATRIX_INPUT,
     PREDICT,
     PREDICT_PROBA,
+    feature_count,
     infer,
     predicted_values,
     proba_dtype,
@@ -45,7 +46,7 @@ from app.api.v2.schemas import (
 from app.api.v2.tensors import datatype_of, decode_inputs, response_body
 from app.errors import NotFound
 from app.health import readiness_report
-from app.inference import Outputs, feature_count, feature_names_of
+from app.inference import Outputs, feature_names_of
 from app.registry import ServedModel
 from app.security.access import current_actor
 from app.security.policy import public, requires
