@@ -19,7 +19,6 @@ delete the note to try again.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -29,6 +28,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from app.file_locks import exclusive
 
 log = logging.getLogger("app.compiled_trees")
 
@@ -147,22 +148,12 @@ class LibraryCache:
     @contextlib.contextmanager
     def _lock(self, key: str) -> Iterator[None]:
         """An exclusive per-key lock (flock: released by the kernel if its holder dies)."""
-        handle = os.open(self.directory / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            deadline = time.monotonic() + LOCK_WAIT_S
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise NativeUnavailable(
-                            f"another process has been compiling this model for over {LOCK_WAIT_S:.0f} s"
-                        ) from None
-                    time.sleep(0.05)
+
+        def timed_out() -> NativeUnavailable:
+            return NativeUnavailable(f"another process has been compiling this model for over {LOCK_WAIT_S:.0f} s")
+
+        with exclusive(self.directory / f"{key}.lock", LOCK_WAIT_S, timed_out):
             yield
-        finally:
-            os.close(handle)  # releases the lock
 
 
 @contextlib.contextmanager

@@ -32,20 +32,19 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import hashlib
 import json
 import logging
 import mmap
 import os
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.file_locks import exclusive
 from app.native_trees_cache import LibraryCache, NativeUnavailable
 
 #: Bumped whenever the file layout or the kernel's arithmetic changes: old files are then ignored.
@@ -145,22 +144,12 @@ class LayoutStore:
     @contextlib.contextmanager
     def writing(self, key: str) -> Iterator[None]:
         """Hold the per-key lock while one worker writes a layout (the others then find it)."""
-        handle = os.open(self.directory / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            deadline = time.monotonic() + LOCK_WAIT_S
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise SharingUnavailable(
-                            f"another worker has been writing this layout for {LOCK_WAIT_S:.0f} s"
-                        ) from None
-                    time.sleep(0.05)
+
+        def timed_out() -> SharingUnavailable:
+            return SharingUnavailable(f"another worker has been writing this layout for {LOCK_WAIT_S:.0f} s")
+
+        with exclusive(self.directory / f"{key}.lock", LOCK_WAIT_S, timed_out):
             yield
-        finally:
-            os.close(handle)
 
     def discard(self, key: str) -> None:
         """Remove a layout (damaged) and what a writer killed halfway left; call it holding :meth:`writing`.
