@@ -67,3 +67,29 @@ def test_any_other_os_error_is_the_one_500(app, client, monkeypatch):
     monkeypatch.setattr(services(app).registry.store, "transact", refuse)
     body = assert_error(client.post("/api/v1/models/load", json=LOAD), 500)
     assert "/secret/path" not in str(body)
+
+
+SHARED_STATE_WRITES = [
+    ("post", "/api/v1/models/load"),
+    ("post", "/api/v1/models/trust"),
+    ("delete", "/api/v1/models/{model_name}"),
+    ("post", "/api/v1/models/{model_name}/alias"),
+    ("post", "/api/v1/models/{model_name}/rollback"),
+    ("delete", "/api/v1/aliases/{alias}"),
+    ("post", "/api/v1/predict-async"),
+    ("delete", "/api/v1/jobs/{job_id}"),
+]
+SHARED_STATE_READS = [
+    ("get", "/api/v1/audit"),
+    ("get", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs/{job_id}"),
+    ("get", "/api/v1/jobs/{job_id}/status"),
+    ("get", "/api/v1/jobs/{job_id}/result"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), SHARED_STATE_WRITES + SHARED_STATE_READS)
+def test_the_openapi_document_declares_the_shared_state_faults(client, method, path):
+    responses = client.get("/openapi.json").get_json()["paths"][path][method]["responses"]
+    assert "503" in responses
+    assert ("507" in responses) == ((method, path) in SHARED_STATE_WRITES)

@@ -9,6 +9,7 @@ from flask import send_file, url_for
 from flask.views import MethodView
 from werkzeug.wrappers import Response
 
+from app.api.faults import reads_shared_state, writes_shared_state
 from app.api.jobs.schemas import (
     IdempotencyHeaderSchema,
     JobListQuerySchema,
@@ -88,7 +89,7 @@ class PredictAsync(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @writes_shared_state(blp)
     def post(self, body: dict[str, Any], idempotency_key: str | None) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Score a whole file in the background; poll the status, then download the result.
 
@@ -106,6 +107,7 @@ class Jobs(MethodView):
     @requires("predict")
     @blp.arguments(JobListQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, JobPageSchema)
+    @reads_shared_state(blp)
     def get(self, limit: int, offset: int, status: str | None) -> dict[str, Any]:
         """List jobs, newest first (``?status=`` filters)."""
         found, total = jobs().page(limit, offset, status)
@@ -117,6 +119,7 @@ class JobResource(MethodView):
     @requires("predict")
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
+    @reads_shared_state(blp)
     def get(self, job_id: str) -> dict[str, Any]:
         """A job's status (the same as ``/jobs/{job_id}/status``)."""
         return present(jobs().get(job_id))
@@ -125,6 +128,7 @@ class JobResource(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
+    @writes_shared_state(blp)
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running job; a running one stops at its next chunk and writes nothing."""
         return present(jobs().cancel(job_id))
@@ -135,6 +139,7 @@ class JobStatus(MethodView):
     @requires("predict")
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
+    @reads_shared_state(blp)
     def get(self, job_id: str) -> dict[str, Any]:
         """Status, progress (rows done, total, percent), timestamps, model version, and the error if it failed."""
         return present(jobs().get(job_id))
@@ -147,6 +152,7 @@ class JobResult(MethodView):
     @blp.response(200, description="The output CSV, streamed.", content_type="text/csv")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
+    @reads_shared_state(blp)
     def get(self, job_id: str, errors: bool) -> Response:
         """Download the output CSV of a completed job (409 until it is); ``?errors=true``: the error file."""
         job, path = jobs().result_file(job_id, errors=errors)

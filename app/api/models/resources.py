@@ -6,6 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
+from app.api.faults import writes_shared_state
 from app.api.links import link, model_links
 from app.api.models.schemas import (
     AliasListSchema,
@@ -64,6 +65,7 @@ class LoadModel(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    @writes_shared_state(blp)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Load a model file from the model directory as the model's new current version, in every worker.
 
@@ -87,6 +89,7 @@ class TrustModel(MethodView):
     @blp.response(200, TrustResponseSchema)
     @blp.alt_response(400, response="BAD_REQUEST")
     @blp.alt_response(404, response="NOT_FOUND")
+    @writes_shared_state(blp)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Approve a pickle, joblib or custom .py file for loading, by its current sha256.
 
@@ -106,6 +109,7 @@ class Model(MethodView):
     @blp.response(200, UnloadModelResponseSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    @writes_shared_state(blp)
     def delete(self, model_name: str) -> dict[str, Any]:
         """Stop serving a model (all its versions and aliases) in every worker; the file stays on disk."""
         check_model_name(model_name)
@@ -140,6 +144,7 @@ class ModelAlias(MethodView):
     )
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
+    @writes_shared_state(blp)
     def post(self, body: dict[str, Any], model_name: str) -> dict[str, Any]:
         """Point an alias (``default`` included) at this model: its current version, or a pinned one.
 
@@ -158,6 +163,7 @@ class ModelRollback(MethodView):
     @blp.response(200, RollbackResponseSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
+    @writes_shared_state(blp)
     def post(self, body: dict[str, Any], model_name: str) -> dict[str, Any]:
         """Make the previous version (or the one given) current again, warmed before the switch."""
         check_model_name(model_name)
@@ -188,6 +194,7 @@ class Alias(MethodView):
     @requires("admin", rate="model_management")
     @blp.response(200, AliasSchema)
     @blp.alt_response(404, response="NOT_FOUND")
+    @writes_shared_state(blp)
     def delete(self, alias: str) -> dict[str, Any]:
         """Remove an alias; ``default`` then falls back to ``models.default_model``."""
         check_model_name(alias)
