@@ -295,6 +295,8 @@ def v2_equality(servers: dict[str, Server]) -> dict[str, dict[str, list[str]]] |
         return None
     ours, theirs = servers["modelserve_v2"], servers["mlserver"]
     found = {model: compare(ours.url(model), theirs.url(model), ours.headers) for model in ("iris_lr", "iris_xgb")}
+    # The penguins Pipeline: a DataFrame through MLServer's pd codec, the very same body to both.
+    found["penguins"] = compare(ours.url("penguins"), theirs.url("penguins"), ours.headers, model="penguins")
     print(f"V2 outputs against MLServer's: {json.dumps(found)}", flush=True)
     return found
 
