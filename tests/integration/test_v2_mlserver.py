@@ -2,8 +2,9 @@
 
 Names, datatypes, shapes and values to 1e-6 (:mod:`bench.v2_equality`), for the
 iris scikit-learn and XGBoost models, and for the penguins Pipeline (a DataFrame with
-string columns) sent as MLServer's ``pd`` content type: a BYTES input per string column. MLServer runs from the bench's own venv
-(``var/bench/mlserver-venv``, made by ``make bench``); without it the test skips.
+string columns) sent as MLServer's ``pd`` content type: a BYTES input per string column.
+MLServer runs from the bench's own venv (``var/bench/mlserver-venv``, made by ``make bench``);
+without it the test skips.
 """
 
 from __future__ import annotations
