@@ -5,8 +5,11 @@ content types do:
 
 - one input of two dimensions, ``[rows, features]`` (any name): a matrix;
 - named inputs of one dimension (``[rows]`` or ``[rows, 1]``) each: a table,
-  one column per input, put in the model's feature order by the shared parser
-  (:func:`app.features.model_matrix`), which names a missing or unknown column.
+  one column per input (BYTES strings, numbers; JSON ``null``, or NaN in a
+  floating-point input, is a null), handed whole to the shared parser
+  (:func:`app.model_input.model_input`), which checks it against the model's
+  signature and names a missing, unknown or mistyped column, an unknown
+  category, or a null the column does not take.
 
 Either way the rows then take the one prediction path of ``/api/v1``
 (:func:`app.inference.predict`): the same checks, metrics and logs.
@@ -23,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from app.api.v2.tensors import Tensor, TensorError, output_tensor
-from app.features import Features, Value
+from app.features import Value
 from app.inference import Outputs, feature_names_of, predict
 from app.metrics import Metrics
-from app.model_input import signature_of, trial_input
+from app.model_input import Columns, signature_of, trial_input
 from app.registry import ServedModel
 
 PREDICT, PREDICT_PROBA = "predict", "predict_proba"
@@ -34,6 +37,8 @@ OUTPUTS = (PREDICT, PREDICT_PROBA)
 #: Request parameter asking for ``predict_proba`` besides ``predict`` (as /api/v1's body field).
 PROBABILITIES_PARAMETER = "return_probabilities"
 MATRIX_INPUT = "input-0"
+#: What a one-feature model's unnamed column may hold to be its matrix.
+NUMBERS = frozenset({int, float, bool})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +66,7 @@ def wanted_outputs(body: Mapping[str, Any]) -> Wanted:
     return Wanted(names, frozenset(binary))
 
 
-def model_rows(served: ServedModel, tensors: Sequence[Tensor]) -> Features | np.ndarray:
+def model_rows(served: ServedModel, tensors: Sequence[Tensor]) -> Columns | np.ndarray:
     """The request's rows: one 2-D input's matrix, or a table of named 1-D inputs."""
     if not tensors:
         raise TensorError("The request has no inputs.")
@@ -105,16 +110,15 @@ def column_values(name: str, array: np.ndarray) -> list[Value]:
     return values
 
 
-def table_features(columns: Mapping[str, list[Value]]) -> Features:
-    """Named columns of one length as rows of named features, for the shared parser
-    (:func:`app.model_input.model_input`) to order and check against the model's signature:
-    a missing, unknown or mistyped column, an unknown category or a null it does not take is named there."""
+def table_features(columns: Mapping[str, list[Value]]) -> Columns:
+    """Named columns of one length, whole, for the shared parser (:func:`app.model_input.model_input`) to
+    check against the model's signature: a missing, unknown or mistyped column, an unknown category or
+    a null it does not take is named there."""
     lengths = {len(column) for column in columns.values()}
     if len(lengths) != 1:
         found = {name: len(column) for name, column in columns.items()}
         raise TensorError(f"The inputs of a table must all have as many rows; got {found}.")
-    names = list(columns)
-    return Features(rows=tuple(dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)))
+    return Columns(columns, lengths.pop())
 
 
 def infer(
@@ -124,9 +128,10 @@ def infer(
     rows = model_rows(served, tensors)
     if not len(rows):
         raise TensorError("The inputs hold no rows: a model predicts at least one.")
-    if isinstance(rows, Features) and feature_names_of(served) is None and len(rows.rows[0]) == 1:
-        if feature_count(served) in (None, 1):  # one unnamed column for a one-feature model
-            rows = np.asarray([list(row.values()) for row in rows.rows], dtype=np.float64)
+    if isinstance(rows, Columns) and feature_names_of(served) is None and len(rows.data) == 1:
+        (values,) = rows.data.values()
+        if feature_count(served) in (None, 1) and set(map(type, values)) <= NUMBERS:
+            rows = np.asarray(values, dtype=np.float64).reshape(-1, 1)  # one unnamed column, one-feature model
     outputs = predict(served, rows, metrics, user_id, labels=False)
     arrays = {PREDICT: predicted_values(served, outputs)}
     if PREDICT_PROBA in wanted.names:
