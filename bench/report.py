@@ -134,11 +134,9 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         what = f"batch 1000 rows {_short(cell['model'])}" if cell["kind"] == "batch" else cell["model"]
         unit = "rows/s" if cell["kind"] == "batch" else "req/s"
-        add(
-            f"V2 {what} c={cell['connections']}: {unit} vs MLServer >= {V2_TARGET:g}x",
-            cell.get("v2_x_mlserver"),
-            V2_TARGET,
-        )
+        # The DataFrame model's target is /api/v1's against MLServer's pd codec: its cost is the Pipeline's.
+        goal = PENGUINS_TARGET if cell["model"] == "penguins" else V2_TARGET
+        add(f"V2 {what} c={cell['connections']}: {unit} vs MLServer >= {goal:g}x", cell.get("v2_x_mlserver"), goal)
         ratio = v2["p99_ms"] / theirs["p99_ms"] if v2 and theirs else None
         add(f"V2 {what} c={cell['connections']}: p99 / MLServer p99 <= 1", ratio, 1.0, higher_is_better=False)
     foot = summary["meta"]["footprint"]
