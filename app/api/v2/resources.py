@@ -115,8 +115,10 @@ class ModelMetadata(MethodView):
     def get(self, model_name: str, version: str | None = None) -> dict[str, Any]:
         """The model's versions, adapter (platform), inputs and outputs with their datatypes and shapes.
 
-        The input is one ``[rows, features]`` tensor (any name); a model with feature names
-        also takes one ``[rows]`` tensor per feature, named as its features.
+        An array model's input is one ``[rows, features]`` tensor (any name); with feature names it
+        also takes one ``[rows]`` tensor per feature. A model that takes a DataFrame lists one ``[-1]``
+        input per column: BYTES for strings (with their categories), FP64 for numbers, each ``nullable``
+        or not.
         """
         served = served_model(model_name, version)
         return model_metadata(served)
