@@ -15,7 +15,7 @@ import numpy as np
 
 from app.errors import InvalidFeatures
 from app.features import Features, Row
-from app.model_input import ModelInput, model_input
+from app.model_input import Columns, ModelInput, model_input
 from app.observability import iso_timestamp, record_prediction
 from app.registry import ServedModel
 
@@ -208,7 +208,7 @@ def interpret(
 
 def predict(
     served: ServedModel,
-    rows: Features | np.ndarray | Sequence[Row],
+    rows: Features | Columns | np.ndarray | Sequence[Row],
     metrics: Metrics | None = None,
     user_id: str | None = None,
     labels: bool = True,

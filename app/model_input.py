@@ -12,8 +12,8 @@ column (and, in a batch, the row) rather than the model's exception.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,8 +50,32 @@ def signature_of(served: ServedModel) -> Signature:
     return served.signature
 
 
-def model_input(served: ServedModel, rows: Features | np.ndarray | Sequence[Row]) -> ModelInput:
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Named columns of one length: a table sent column by column (V2's ``pd`` content type).
+
+    A model that takes a DataFrame of exactly these columns gets them as they are;
+    any other model (or a missing or unknown column, to be named) gets them as named rows.
+    """
+
+    data: Mapping[str, Sequence[Value]]
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    def features(self) -> Features:
+        names = list(self.data)
+        return Features(rows=tuple(dict(zip(names, row, strict=True)) for row in zip(*self.data.values(), strict=True)))
+
+
+def model_input(served: ServedModel, rows: Features | Columns | np.ndarray | Sequence[Row]) -> ModelInput:
     """Checked rows (or a file's numbers, or raw rows) as the model's input, or raise 422 naming what is wrong."""
+    if isinstance(rows, Columns):
+        sig = signature_of(served)
+        if sig.frame and sig.names is not None and rows.data.keys() == set(sig.names):
+            return _frame(sig, [rows.data[name] for name in sig.names])
+        rows = rows.features()
     if not isinstance(rows, (Features, np.ndarray)):
         try:
             rows = check_rows(list(rows))
@@ -111,8 +135,6 @@ def _read(field: Field | None, name: Any, text: Any, where: str) -> Value:
 
 def frame_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> pd.DataFrame:
     """The rows as a DataFrame of the signature's columns, every value checked against its column."""
-    import pandas as pd
-
     matrix = rows if isinstance(rows, np.ndarray) else rows.matrix
     raw: Sequence[Row] = matrix.tolist() if matrix is not None else rows.rows  # type: ignore[union-attr]
     names = sig.names or ()
@@ -120,6 +142,13 @@ def frame_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> pd
         columns: list[Sequence[Value]] = [[row[name] for row in raw] for name in names]  # type: ignore[index]
     else:
         columns = list(zip(*ordered_rows(raw, len(sig.fields), sig.names, model_name), strict=True))
+    return _frame(sig, columns)
+
+
+def _frame(sig: Signature, columns: Sequence[Sequence[Value]]) -> pd.DataFrame:
+    """The signature's columns (values in its order), each checked, as a DataFrame."""
+    import pandas as pd
+
     data = {column.name: _column(column, values) for column, values in zip(sig.fields, columns, strict=True)}
     return pd.DataFrame(data, copy=False)
 

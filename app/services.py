@@ -50,4 +50,3 @@ class Services:
 def services(app: Flask | None = None) -> Services:
     """The services of ``app``, or of the application handling the current request."""
     return (app if app is not None else current_app).extensions[EXTENSION]
-

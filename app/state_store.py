@@ -193,9 +193,7 @@ class RedisStateStore:
 
     MAX_RETRIES = 100
 
-    def __init__(
-        self, url: str, prefix: str = "modelserve", audit_max: int = 10_000, saved: SavedState | None = None
-    ):
+    def __init__(self, url: str, prefix: str = "modelserve", audit_max: int = 10_000, saved: SavedState | None = None):
         import redis
 
         self._redis = redis.Redis.from_url(url, **redis_options())

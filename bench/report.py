@@ -132,13 +132,11 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
         v2, theirs = cell.get(V2), cell.get("mlserver")
         if cell["kind"] == "single" and cell["model"] == "iris_rf" or cell["connections"] not in (1, 8):
             continue
-        what = "batch 1000 rows LR" if cell["kind"] == "batch" else cell["model"]
+        what = f"batch 1000 rows {_short(cell['model'])}" if cell["kind"] == "batch" else cell["model"]
         unit = "rows/s" if cell["kind"] == "batch" else "req/s"
-        add(
-            f"V2 {what} c={cell['connections']}: {unit} vs MLServer >= {V2_TARGET:g}x",
-            cell.get("v2_x_mlserver"),
-            V2_TARGET,
-        )
+        # The DataFrame model's target is /api/v1's against MLServer's pd codec: its cost is the Pipeline's.
+        goal = PENGUINS_TARGET if cell["model"] == "penguins" else V2_TARGET
+        add(f"V2 {what} c={cell['connections']}: {unit} vs MLServer >= {goal:g}x", cell.get("v2_x_mlserver"), goal)
         ratio = v2["p99_ms"] / theirs["p99_ms"] if v2 and theirs else None
         add(f"V2 {what} c={cell['connections']}: p99 / MLServer p99 <= 1", ratio, 1.0, higher_is_better=False)
     foot = summary["meta"]["footprint"]
@@ -257,7 +255,7 @@ def v2_table(summary: dict[str, Any]) -> list[str]:
         if not v2:
             continue
         batch = cell["kind"] == "batch"
-        what = "1,000-row batch, LogisticRegression" if batch else MODEL_TITLES[cell["model"]]
+        what = f"1,000-row batch, {MODEL_TITLES[cell['model']]}" if batch else MODEL_TITLES[cell["model"]]
         rate = "rows_per_s" if batch else "rps"
         lines.append(
             f"| {what} | {cell['connections']} | {_num(v2.get(rate))} | {_num(v2.get('p50_ms'), 2)} / "

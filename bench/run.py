@@ -246,7 +246,7 @@ def main() -> None:
                 started = server.start(args.server_core)
                 server.wait_until_serving("iris_lr", started)
             threads = footprint.compute_threads(servers["modelserve"])
-            equality = v2_equality(servers)
+            equality = v2_equality(servers, ("iris_lr", "iris_xgb", "penguins"))
             bodies = write_bodies(root, servers)
             same_outputs(servers, bodies)
             rows = measure(args, servers, bodies, run_dir / "raw.jsonl")
@@ -289,12 +289,18 @@ def main() -> None:
     print(f"raw output: {run_dir}")
 
 
-def v2_equality(servers: dict[str, Server]) -> dict[str, dict[str, list[str]]] | None:
-    """Each model's differences between modelserve's /v2 and MLServer's answers to the same requests."""
+def v2_equality(
+    servers: dict[str, Server], models: tuple[str, ...] = ("iris_lr", "iris_xgb")
+) -> dict[str, dict[str, list[str]]] | None:
+    """Each model's differences between modelserve's /v2 and MLServer's answers to the same requests
+    (the penguins Pipeline's: a DataFrame through MLServer's pd codec, the very same body to both)."""
     if "mlserver" not in servers:
         return None
     ours, theirs = servers["modelserve_v2"], servers["mlserver"]
-    found = {model: compare(ours.url(model), theirs.url(model), ours.headers) for model in ("iris_lr", "iris_xgb")}
+    found = {
+        model: compare(ours.url(model), theirs.url(model), ours.headers, "penguins" if model == "penguins" else "iris")
+        for model in models
+    }
     print(f"V2 outputs against MLServer's: {json.dumps(found)}", flush=True)
     return found
 

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from bench.models import ROW, mlserver_columns
+from bench.models import ROW, mlserver_columns, penguin_rows
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -145,7 +145,7 @@ class Server:
     def wait_until_serving(self, model: str, started: float, timeout: float = 120.0) -> float:
         """Poll one prediction until it succeeds; return seconds since ``started``."""
         deadline = time.monotonic() + timeout
-        url, body = self.url(model), self.body(model, [ROW])
+        url, body = self.url(model), self.body(model, penguin_rows(1) if model == "penguins" else [ROW])
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited; see {self.log_path}")

@@ -47,7 +47,8 @@ V2_BAD_REQUESTS = [
     _infer("mixed-nesting", {"inputs": [tensor([[1.0, 2.0], 3.0, 4.0], [2, 2])]}, "regular"),
     _infer("string-in-fp", {"inputs": [tensor(["a", 1.0, 2.0, 3.0], [1, 4])]}, "must be numbers"),
     _infer("bool-in-fp", {"inputs": [tensor([True, 1.0, 2.0, 3.0], [1, 4])]}, "must be numbers"),
-    _infer("null-in-fp", {"inputs": [tensor([None, 1.0, 2.0, 3.0], [1, 4])]}, "must be numbers"),
+    _infer("null-in-fp", {"inputs": [tensor([None, 1.0, 2.0, 3.0], [1, 4])]}, "takes no nulls"),
+    _infer("null-in-int", {"inputs": [tensor([None, 1, 2, 3], [1, 4], datatype="INT64")]}, "null in INT64"),
     _infer("float-in-int", {"inputs": [tensor([1.5, 1, 2, 3], [1, 4], datatype="INT64")]}, "integers"),
     _infer("int-overflow", {"inputs": [tensor([300, 1, 2, 3], [1, 4], datatype="UINT8")]}, "range"),
     _infer("fp32-overflow", {"inputs": [tensor([1e300, 1, 2, 3], [1, 4], datatype="FP32")]}, "finite"),
@@ -64,6 +65,7 @@ V2_BAD_REQUESTS = [
     _infer("too-few-features", {"inputs": [tensor([[1.0, 2.0, 3.0]])]}, "expected 4 features"),
     _infer("wrong-input-names", {"inputs": [tensor([1.0], [1], name=n) for n in "abcd"]}, "unknown a"),
     _infer("missing-column", {"inputs": _COLUMN[:3]}, "petal_width"),
+    _infer("null-column-value", {"inputs": [tensor([None], [1], name=n) for n in IRIS_FEATURES]}, "got null"),
     _infer(
         "column-lengths",
         {"inputs": [tensor([1.0] * (i + 1), [i + 1], name=n) for i, n in enumerate(IRIS_FEATURES)]},
@@ -136,4 +138,45 @@ V2_BAD_REQUESTS = [
         "",
     ),
     ("unload-unknown-model", "POST", "/v2/repository/models/never_seen/unload", None, {}, 404, "never_seen"),
+]
+
+# --- a model that takes a table (the penguins Pipeline): its columns, types, categories, nulls ---
+PENGUINS_INFER = "/v2/models/penguins/infer"
+
+
+def penguin_columns(row: dict, **changed) -> dict:
+    """One penguins row as MLServer's ``pd`` content type sends it: a ``[1]`` input per column, strings as BYTES."""
+    inputs = []
+    for name, value in {**row, **changed}.items():
+        if isinstance(value, str) or (value is None and name in ("island", "sex")):
+            inputs.append({**tensor([value], [1], name, "BYTES"), "parameters": {"content_type": "str"}})
+        else:
+            inputs.append(tensor([value], [1], name, "INT64" if type(value) is int else "FP64"))
+    return {"parameters": {"content_type": "pd"}, "inputs": inputs}
+
+
+def _typed(case: str, body: dict, contains: str) -> tuple:
+    return (case, "POST", PENGUINS_INFER, json.dumps(body), JSON, 400, contains)
+
+
+_PENGUIN = {
+    "island": "Torgersen",
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181.0,
+    "body_mass_g": 3750.0,
+    "sex": "male",
+}
+_NO_SEX = penguin_columns(_PENGUIN)
+_NO_SEX["inputs"] = _NO_SEX["inputs"][:-1]
+
+V2_TYPED_BAD_REQUESTS = [
+    _typed("unknown-category", penguin_columns(_PENGUIN, island="Atlantis"), "Feature 'island' must be one of"),
+    _typed("missing-column", _NO_SEX, "sex"),
+    _typed("string-in-numeric-column", penguin_columns(_PENGUIN, body_mass_g="heavy"), "must be a number"),
+    _typed("number-in-string-column", penguin_columns(_PENGUIN, island=3.0), "'island' must be a string"),
+    _typed("null-not-allowed", penguin_columns(_PENGUIN, island=None), "'island' must be a string, got null"),
+    _typed("unknown-column", penguin_columns(_PENGUIN, beak_colour="red"), "beak_colour"),
+    _typed("bytes-matrix", {"inputs": [tensor([["Torgersen"]], [1, 1], datatype="BYTES")]}, "BYTES"),
+    _typed("infinite-number", penguin_columns(_PENGUIN, body_mass_g=1e309), "finite"),
 ]

@@ -137,9 +137,7 @@ def build_rate_limits(
     )
 
 
-def build_storage(
-    uri: str, state_directory: Path | None, on_change: Callable[[bool], None] | None = None
-) -> Storage:
+def build_storage(uri: str, state_directory: Path | None, on_change: Callable[[bool], None] | None = None) -> Storage:
     """The storage a ``security.rate_limit_storage`` URI names, through limits' ``storage_from_string``."""
     if uri == "memory://":
         return storage_from_string(f"{IN_PROCESS_SCHEME}://")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from app.errors import InvalidFeatures
+from app.features import Features
+from app.model_input import Columns, model_input
+from app.services import services
 from tests.factories import (
     IRIS_FEATURES,
     PENGUIN,
@@ -62,3 +67,22 @@ def test_the_model_gets_its_training_dtypes(client, model_dir):
     X["sex"] = X["sex"].cat.set_categories(X["sex"].cat.categories)  # the same categories, the value missing
     X.loc[X.index[0], "sex"] = np.nan
     assert answer.get_json()["probabilities"] == penguins_model("hgb").predict_proba(X)[0].tolist()
+
+
+def test_columns_are_the_same_input_as_named_rows(app, model_dir):
+    """A table sent column by column (V2) is checked and typed exactly as the same rows sent row by row."""
+    write_penguins_hgb(model_dir)
+    rows = [PENGUIN, {**PENGUIN, "island": "Dream", "body_mass_g": None, "sex": "female"}]
+    with app.app_context():
+        registry = services().registry
+        registry.load("h", "penguins_hgb.joblib", None)
+        served = registry.get("h")
+        names = list(reversed(PENGUIN))  # in another order than the model's
+        by_columns = model_input(served, Columns({n: [r[n] for r in rows] for n in names}, len(rows)))
+        by_rows = model_input(served, Features(rows=tuple(rows)))
+        assert list(by_columns.columns) == list(PENGUIN)
+        assert by_columns.equals(by_rows) and (by_columns.dtypes == by_rows.dtypes).all()
+        # A column the model does not have goes the rows' way, where it is named.
+        extra = Columns({**{n: [r[n] for r in rows] for n in names}, "beak": [1.0, 2.0]}, len(rows))
+        with pytest.raises(InvalidFeatures, match="beak"):
+            model_input(served, extra)

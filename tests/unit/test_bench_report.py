@@ -131,3 +131,18 @@ def test_v2_rows_compare_modelserve_v2_with_mlserver():
     text = report.markdown(summary)
     assert "| XGBoost(100) | 1 | 5,000 |" in text
     assert "| 1,000-row batch, LogisticRegression | 1 | 1,500,000 |" in text
+
+
+def test_v2_penguins_cells_compare_the_pd_codec_bodies():
+    found = rows()
+    for rnd in (1, 2, 3):
+        for kind, connections, rate in (("single", 1, 400), ("single", 8, 400), ("batch", 1, 150)):
+            found.append(run(kind, "penguins", connections, "mlserver", rnd, rate))
+            found.append(run(kind, "penguins", connections, "modelserve_v2", rnd, 2 * rate))
+    summary = report.summarize(found, meta())
+    targets = {t["target"]: t["met"] for t in summary["targets"]}
+    assert targets["V2 penguins c=1: req/s vs MLServer >= 1.5x"] is True
+    assert targets["V2 batch 1000 rows penguins c=1: rows/s vs MLServer >= 1.5x"] is True
+    text = report.markdown(summary)
+    assert "| penguins Pipeline (DataFrame) | 8 | 800 |" in text
+    assert "| 1,000-row batch, penguins Pipeline (DataFrame) | 1 | 300,000 |" in text

@@ -5,8 +5,11 @@ content types do:
 
 - one input of two dimensions, ``[rows, features]`` (any name): a matrix;
 - named inputs of one dimension (``[rows]`` or ``[rows, 1]``) each: a table,
-  one column per input, put in the model's feature order by the shared parser
-  (:func:`app.features.model_matrix`), which names a missing or unknown column.
+  one column per input (BYTES strings, numbers; JSON ``null``, or NaN in a
+  floating-point input, is a null), handed whole to the shared parser
+  (:func:`app.model_input.model_input`), which checks it against the model's
+  signature and names a missing, unknown or mistyped column, an unknown
+  category, or a null the column does not take.
 
 Either way the rows then take the one prediction path of ``/api/v1``
 (:func:`app.inference.predict`): the same checks, metrics and logs.
@@ -23,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from app.api.v2.tensors import Tensor, TensorError, output_tensor
-from app.features import Features
+from app.features import Value
 from app.inference import Outputs, feature_names_of, predict
 from app.metrics import Metrics
-from app.model_input import signature_of
+from app.model_input import Columns, signature_of, trial_input
 from app.registry import ServedModel
 
 PREDICT, PREDICT_PROBA = "predict", "predict_proba"
@@ -34,6 +37,8 @@ OUTPUTS = (PREDICT, PREDICT_PROBA)
 #: Request parameter asking for ``predict_proba`` besides ``predict`` (as /api/v1's body field).
 PROBABILITIES_PARAMETER = "return_probabilities"
 MATRIX_INPUT = "input-0"
+#: What a one-feature model's unnamed column may hold to be its matrix.
+NUMBERS = frozenset({int, float, bool})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +66,13 @@ def wanted_outputs(body: Mapping[str, Any]) -> Wanted:
     return Wanted(names, frozenset(binary))
 
 
-def model_rows(tensors: Sequence[Tensor]) -> Features | np.ndarray:
+def model_rows(served: ServedModel, tensors: Sequence[Tensor]) -> Columns | np.ndarray:
     """The request's rows: one 2-D input's matrix, or a table of named 1-D inputs."""
     if not tensors:
         raise TensorError("The request has no inputs.")
     if len(tensors) == 1 and tensors[0].array.ndim == 2:
-        return numeric(tensors[0])
-    columns: dict[str, np.ndarray] = {}
+        return numeric(tensors[0], signature_of(served).nullable)
+    columns: dict[str, list[Value]] = {}
     for tensor in tensors:
         array = tensor.array
         if array.ndim == 2 and array.shape[1] == 1:
@@ -77,44 +82,56 @@ def model_rows(tensors: Sequence[Tensor]) -> Features | np.ndarray:
                 f"input '{tensor.name}': shape {list(tensor.array.shape)}; send one input of shape "
                 "[rows, features], or one input of shape [rows] per feature, named as the model's features."
             )
-        columns[tensor.name] = numeric(Tensor(tensor.name, tensor.datatype, array))
+        columns[tensor.name] = column_values(tensor.name, array)
     return table_features(columns)
 
 
-def numeric(tensor: Tensor) -> np.ndarray:
-    """A numeric tensor as finite float64 values (the only values the models take today)."""
+def numeric(tensor: Tensor, nullable: bool = False) -> np.ndarray:
+    """A numeric matrix as float64 values: finite, or NaN (a null) where the model takes nulls."""
     if tensor.datatype == "BYTES":
-        raise TensorError(f"input '{tensor.name}': BYTES inputs need a model with string features; send numbers.")
-    values = tensor.array.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise TensorError(f"input '{tensor.name}': every value must be a finite number.")
+        raise TensorError(
+            f"input '{tensor.name}': a matrix is numbers; send a model's string columns as named 1-D BYTES inputs."
+        )
+    values = tensor.array.astype(np.float64, copy=False)
+    if not np.isfinite(values).all() and (not nullable or np.isinf(values).any()):
+        takes = "a finite number or null (NaN)" if nullable else "a finite number: the model takes no nulls"
+        raise TensorError(f"input '{tensor.name}': every value must be {takes}.")
     return values
 
 
-def table_features(columns: Mapping[str, np.ndarray]) -> Features:
-    """Named columns of one length as rows of named features, for the shared parser to order and check.
+def column_values(name: str, array: np.ndarray) -> list[Value]:
+    """One named column as Python values for the shared parser, a null (JSON ``null``, or NaN in a
+    floating-point column) as None: whether the column takes it is the model's signature's to say."""
+    values = array.tolist()
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        if np.isinf(array).any():
+            raise TensorError(f"input '{name}': every value must be a finite number or null (NaN).")
+        values = [None if v != v else v for v in values]
+    return values
 
-    The seam for typed columns: once the shared parser takes a table (DataFrame), the columns go to it whole.
-    """
+
+def table_features(columns: Mapping[str, list[Value]]) -> Columns:
+    """Named columns of one length, whole, for the shared parser (:func:`app.model_input.model_input`) to
+    check against the model's signature: a missing, unknown or mistyped column, an unknown category or
+    a null it does not take is named there."""
     lengths = {len(column) for column in columns.values()}
     if len(lengths) != 1:
         found = {name: len(column) for name, column in columns.items()}
         raise TensorError(f"The inputs of a table must all have as many rows; got {found}.")
-    names = list(columns)
-    lists = [columns[name].tolist() for name in names]
-    return Features(rows=tuple(dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)))
+    return Columns(columns, lengths.pop())
 
 
 def infer(
     served: ServedModel, tensors: Sequence[Tensor], wanted: Wanted, metrics: Metrics | None, user_id: str | None
 ) -> tuple[list[dict[str, Any]], list[bytes]]:
     """Predict and return the output tensors (JSON parts) and their binary chunks, in the order asked."""
-    rows = model_rows(tensors)
+    rows = model_rows(served, tensors)
     if not len(rows):
         raise TensorError("The inputs hold no rows: a model predicts at least one.")
-    if isinstance(rows, Features) and feature_names_of(served) is None and len(rows.rows[0]) == 1:
-        if feature_count(served) in (None, 1):  # one unnamed column for a one-feature model
-            rows = np.asarray([list(row.values()) for row in rows.rows], dtype=np.float64)
+    if isinstance(rows, Columns) and feature_names_of(served) is None and len(rows.data) == 1:
+        (values,) = rows.data.values()
+        if feature_count(served) in (None, 1) and set(map(type, values)) <= NUMBERS:
+            rows = np.asarray(values, dtype=np.float64).reshape(-1, 1)  # one unnamed column, one-feature model
     outputs = predict(served, rows, metrics, user_id, labels=False)
     arrays = {PREDICT: predicted_values(served, outputs)}
     if PREDICT_PROBA in wanted.names:
@@ -144,10 +161,10 @@ def proba_dtype(served: ServedModel) -> np.dtype:
     dtype = served.cache.get("proba_dtype")
     if dtype is None:
         dtype = np.dtype(np.float64)
-        count = feature_count(served)
-        if served.predict_proba is not None and count:
+        X = trial_input(served)
+        if served.predict_proba is not None and X is not None:
             try:
-                found = np.asarray(served.predict_proba(np.zeros((1, count)))).dtype
+                found = np.asarray(served.predict_proba(X)).dtype
             except Exception:  # a probe: the prediction itself reports the model's failures
                 found = dtype
             dtype = found if found.kind == "f" else dtype

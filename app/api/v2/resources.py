@@ -47,10 +47,12 @@ from app.api.v2.tensors import datatype_of, decode_inputs, response_body
 from app.errors import NotFound
 from app.health import readiness_report
 from app.inference import Outputs, feature_names_of
+from app.model_input import signature_of
 from app.registry import ServedModel
 from app.security.access import current_actor
 from app.security.policy import public, requires
 from app.services import services
+from app.signature import Field
 
 blp = V2Blueprint("v2", __name__, url_prefix="/v2", description="The Open Inference Protocol (V2), REST.")
 #: Response names of the V2 error body, by status (registered by :func:`app.api.v2.register`).
@@ -113,8 +115,10 @@ class ModelMetadata(MethodView):
     def get(self, model_name: str, version: str | None = None) -> dict[str, Any]:
         """The model's versions, adapter (platform), inputs and outputs with their datatypes and shapes.
 
-        The input is one ``[rows, features]`` tensor (any name); a model with feature names
-        also takes one ``[rows]`` tensor per feature, named as its features.
+        An array model's input is one ``[rows, features]`` tensor (any name); with feature names it
+        also takes one ``[rows]`` tensor per feature. A model that takes a DataFrame lists one ``[-1]``
+        input per column: BYTES for strings (with their categories), FP64 for numbers, each ``nullable``
+        or not.
         """
         served = served_model(model_name, version)
         return model_metadata(served)
@@ -221,11 +225,18 @@ def model_metadata(served: ServedModel) -> dict[str, Any]:
     """The protocol's model metadata from what the model describes: features, classes, probabilities."""
     model = services().registry.snapshot().models.get(served.name)
     versions = sorted(model.versions) if model is not None else [served.version]
-    count = feature_count(served)
-    names = feature_names_of(served)
-    matrix: dict[str, Any] = {"name": MATRIX_INPUT, "datatype": "FP64", "shape": [-1, count or -1]}
-    if names is not None:
-        matrix["parameters"] = {"feature_names": names}
+    sig = signature_of(served)
+    if sig.frame:
+        inputs = [column_input(f) for f in sig.fields]
+    else:
+        count = feature_count(served)
+        names = feature_names_of(served)
+        matrix: dict[str, Any] = {"name": MATRIX_INPUT, "datatype": "FP64", "shape": [-1, count or -1]}
+        if names is not None:
+            matrix["parameters"] = {"feature_names": names}
+        if sig.nullable:
+            matrix.setdefault("parameters", {})["nullable"] = True
+        inputs = [matrix]
     if served.description.task == "regression":
         predict_type = "FP64"
     else:
@@ -241,7 +252,23 @@ def model_metadata(served: ServedModel) -> dict[str, Any]:
         "name": served.name,
         "versions": [str(v) for v in versions],
         "platform": served.record.model_type,
-        "inputs": [matrix],
+        "inputs": inputs,
         "outputs": outputs,
         "parameters": {"task": served.description.task},
     }
+
+
+#: The protocol datatype a column of each signature type is sent as.
+COLUMN_DATATYPES = {"string": "BYTES", "boolean": "BOOL", "number": "FP64"}
+
+
+def column_input(field: Field) -> dict[str, Any]:
+    """One column of a model that takes a table: a ``[rows]`` input named as the column, as MLServer's
+    ``pd`` content type sends it; its parameters say whether it takes null and, for strings, its categories."""
+    parameters: dict[str, Any] = {"nullable": field.nullable}
+    if field.type == "string":
+        parameters["content_type"] = "str"
+    if field.categories is not None:
+        parameters["categories"] = [c if isinstance(c, (str, int, float, bool)) else str(c) for c in field.categories]
+        parameters["closed"] = field.closed
+    return {"name": field.name, "datatype": COLUMN_DATATYPES[field.type], "shape": [-1], "parameters": parameters}

@@ -38,7 +38,14 @@ DTYPES: dict[str, np.dtype] = {
 }
 DATATYPES = tuple(DTYPES)
 #: The Python types JSON values of each kind of datatype parse to (bool is no int here).
-_JSON_TYPES = {"b": frozenset({bool}), "i": frozenset({int}), "u": frozenset({int}), "f": frozenset({int, float})}
+_NULL = frozenset({type(None)})
+_JSON_TYPES = {
+    "b": frozenset({bool}),
+    "i": frozenset({int}),
+    "u": frozenset({int}),
+    "f": frozenset({int, float, type(None)}),  # null is NaN: a missing value, for the model's signature to allow
+}
+_STRINGS = frozenset({str, type(None)})
 _NUMPY_DATATYPE = {dtype.str: name for name, dtype in DTYPES.items() if name != "BYTES"}
 _LENGTH = struct.Struct("<I")
 IRREGULAR = "nested 'data' must be regular: lists of one length at each level."
@@ -96,12 +103,14 @@ def from_json(data: Any, datatype: str, where: str) -> np.ndarray:
     if list in found:
         raise TensorError(f"{where}: {IRREGULAR}")
     if datatype == "BYTES":
-        if not found <= {str}:
-            raise TensorError(f"{where}: BYTES data must be strings.")
+        if not found <= _STRINGS:
+            raise TensorError(f"{where}: BYTES data must be strings (or null).")
         return np.array(flat, dtype=object)
     dtype = DTYPES[datatype]
     allowed = _JSON_TYPES[dtype.kind]
     if not found <= allowed:
+        if found <= allowed | _NULL:
+            raise TensorError(f"{where}: null in {datatype} data; a null is sent in an FP or BYTES input.")
         wrong = sorted(t.__name__ for t in found - allowed)
         raise TensorError(f"{where}: {datatype} data must be {_kind_text(dtype.kind)}; got {', '.join(wrong)}.")
     try:
