@@ -78,15 +78,27 @@ def post_worker_init(worker):
         if services.jobs is not None:  # runs queued jobs, recovers the ones a stopped worker left running
             services.jobs.executor.start()
     # Everything loaded so far (libraries, models) lives as long as the worker: keep it out of the
-    # garbage collector's full passes, which otherwise rescan it while requests wait.
+    # garbage collector's full passes, which otherwise rescan it while requests wait. Start-up's
+    # garbage goes first, then back to the system (each worker's own memory adds up times the workers).
+    gc.collect()
     gc.freeze()
-    if _settings["api"]["prefork_imports"]:
-        _return_freed_memory()
+    if _settings["api"]["worker_malloc"]:
+        from app.allocator import return_freed_memory
+
+        return_freed_memory()
     # A 1,000-row batch parses into 1,000 lists: with the default young generation (700
     # containers) that is a collection or two in the middle of every batch. Collect the young
     # generation every 10,000 allocations instead. Request data is acyclic: it is freed by
     # reference counting as soon as the answer is sent, whatever the thresholds.
     gc.set_threshold(10_000, 50, 100)
+
+
+def post_fork(server, worker):
+    """Right after fork, before the worker allocates: glibc gives large freed blocks back (app.allocator)."""
+    if _settings["api"]["worker_malloc"]:
+        from app.allocator import fix_thresholds
+
+        fix_thresholds()
 
 
 def on_starting(server):
@@ -148,16 +160,6 @@ def _import_before_fork(server):
     gc.collect()
     gc.freeze()
     server.log.info("imported %d modules before fork (api.prefork_imports)", len(sys.modules))
-
-
-def _return_freed_memory():
-    """Give the allocator's free pages back (glibc): start-up garbage would stay in the worker's memory."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (AttributeError, OSError):  # not glibc (musl has no malloc_trim): nothing to give back this way
-        pass
 
 
 def child_exit(server, worker):
