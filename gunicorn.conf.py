@@ -82,23 +82,16 @@ def post_worker_init(worker):
     # garbage goes first, then back to the system (each worker's own memory adds up times the workers).
     gc.collect()
     gc.freeze()
-    if _settings["api"]["worker_malloc"]:
-        from app.allocator import return_freed_memory
+    if _settings["api"]["worker_malloc"]:  # after loading, which is quicker with glibc's adaptive thresholds
+        from app.allocator import fix_thresholds, return_freed_memory
 
+        fix_thresholds()
         return_freed_memory()
     # A 1,000-row batch parses into 1,000 lists: with the default young generation (700
     # containers) that is a collection or two in the middle of every batch. Collect the young
     # generation every 10,000 allocations instead. Request data is acyclic: it is freed by
     # reference counting as soon as the answer is sent, whatever the thresholds.
     gc.set_threshold(10_000, 50, 100)
-
-
-def post_fork(server, worker):
-    """Right after fork, before the worker allocates: glibc gives large freed blocks back (app.allocator)."""
-    if _settings["api"]["worker_malloc"]:
-        from app.allocator import fix_thresholds
-
-        fix_thresholds()
 
 
 def on_starting(server):
