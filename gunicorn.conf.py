@@ -1,9 +1,13 @@
 """gunicorn settings, read from the same validated configuration as the application.
 
-Start with ``gunicorn -c gunicorn.conf.py "app:create_app()"``. The master only
-reads the configuration (a bad key stops it here, before any worker starts);
+Start with ``gunicorn -c gunicorn.conf.py "app:create_app()"``. The master
+reads the configuration (a bad key stops it here, before any worker starts) and
+imports the web stack's and modelserve's modules (``api.prefork_imports``);
 each worker builds the application and loads the models after fork, never
-before (``preload_app`` with OpenMP libraries can hang workers).
+before (``preload_app`` with OpenMP libraries can hang workers). Importing is
+not creating the application: no app, no model and no thread exists
+in the master, and the test suite checks that it runs one thread and maps
+neither scikit-learn, OpenMP, XGBoost nor pyarrow.
 """
 
 import gc
@@ -78,8 +82,15 @@ def post_worker_init(worker):
         if services.jobs is not None:  # runs queued jobs, recovers the ones a stopped worker left running
             services.jobs.executor.start()
     # Everything loaded so far (libraries, models) lives as long as the worker: keep it out of the
-    # garbage collector's full passes, which otherwise rescan it while requests wait.
+    # garbage collector's full passes, which otherwise rescan it while requests wait. Start-up's
+    # garbage goes first, then back to the system (each worker's own memory adds up times the workers).
+    gc.collect()
     gc.freeze()
+    if _settings["api"]["worker_malloc"]:  # after loading, which is quicker with glibc's adaptive thresholds
+        from app.allocator import fix_thresholds, return_freed_memory
+
+        fix_thresholds()
+        return_freed_memory()
     # A 1,000-row batch parses into 1,000 lists: with the default young generation (700
     # containers) that is a collection or two in the middle of every batch. Collect the young
     # generation every 10,000 allocations instead. Request data is acyclic: it is freed by
@@ -94,36 +105,61 @@ def on_starting(server):
     directory = prepare(_settings["monitoring"]["enable_metrics"])
     if directory is not None:
         server.log.info("Prometheus multiprocess directory: %s", directory)
-    _import_before_fork()
+    _import_before_fork(server)
 
 
 #: Flask, flask-smorest, marshmallow, webargs, apispec, numpy, limits, and our modules (import does nothing).
 #: app.metrics brings prometheus_client, which must come after PROMETHEUS_MULTIPROC_DIR is set (on_starting).
+#: Measured (bench/memory_sharing.py, the 176 MB forest, later starts): with these modules and
+#: gc.freeze() here, plus api.worker_malloc, 8 workers hold 296.9 MiB of PSS in all against 314.0
+#: before (1 worker: 144.5 against 146.3); each worker shares the modules instead of importing them.
+#: Not scikit-learn, SciPy, pandas or XGBoost: a worker serving shared forests from their layout files
+#: never imports them (measured: importing them here added 144 MiB of PSS at 1 worker, 175 MiB at 8),
+#: and they would bring OpenMP and pyarrow's allocator thread into the master.
 PREIMPORTED = (
     "app.factory",
     "app.api.predictions.resources",
     "app.api.models.resources",
     "app.api.jobs.resources",
     "app.api.system.resources",
+    "app.api.adapters.resources",
+    "app.api.audit.resources",
+    "app.api.v2.resources",
+    "app.cli",
+    "app.docs_assets",
+    "app.fitted_columns",
+    "app.jobs.backends",
+    "app.native_trees_cache",
+    "app.shared_forests",
     "app.metrics",
     "app.answers",
     "app.security.rate_limits",
     "limits",
     "app.pipeline",
+    "flask_swagger_ui",
+    "threadpoolctl",
 )
 
 
-def _import_before_fork():
-    """Import the web stack once in the master, so that each worker starts without importing it again.
+def _import_before_fork(server):
+    """Import the web stack once in the master, so that the workers share it instead of importing it again.
 
-    Imports only: no application, no model, no thread pool (BLAS was limited to one
-    thread above; scikit-learn, XGBoost and their OpenMP load in the workers). It brings
-    a new worker's first prediction forward.
+    This is not the application: no app is created, no model loaded, no thread or thread pool
+    started (BLAS was limited to one thread above; scikit-learn, XGBoost and their OpenMP load in
+    the workers). It brings a new worker's first prediction forward, and the modules' objects
+    stay in pages the workers share copy-on-write. Frozen out of the garbage collector, the
+    workers' collections do not write to (and so copy) every page of them.
+    api.prefork_imports turns it off (docs/shared-memory.md has the measurements).
     """
+    if not _settings["api"]["prefork_imports"]:
+        return
     import importlib
 
     for module in PREIMPORTED:
         importlib.import_module(module)
+    gc.collect()
+    gc.freeze()
+    server.log.info("imported %d modules before fork (api.prefork_imports)", len(sys.modules))
 
 
 def child_exit(server, worker):

@@ -108,6 +108,16 @@ class ApiSection(_Section):
         "(the Docker image sets 0.0.0.0).",
     )
     port = _int(8000, 1, 65535, description="TCP port to listen on.")
+    prefork_imports = _bool(
+        True,
+        "Import the web stack and modelserve's modules in the gunicorn master before it forks (imports only: no "
+        "application, model or thread), so the workers share them instead of each importing its own copy.",
+    )
+    worker_malloc = _bool(
+        True,
+        "In each worker, glibc malloc keeps blocks over 128 KiB in their own mappings and gives free memory back "
+        "after start-up, instead of holding what a batch freed (app.allocator).",
+    )
     workers = _int(4, 1, 128, description="gunicorn worker processes; one per core suits this CPU-bound work.")
     timeout = _int(
         30,

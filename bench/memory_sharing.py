@@ -181,7 +181,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# Shared model memory ({result['date']})",
         "",
-        f"`{result['command']}`; model: {result['model']}.",
+        f"`{result['command']}` at commit {result.get('commit')}; model: {result['model']}.",
         "",
         "| workers | shared, first start (MiB) | shared, later starts (MiB) | unshared (MiB) "
         "| first start vs 1 worker | later starts vs 1 worker | unshared vs 1 worker "
@@ -208,6 +208,18 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _commit() -> str | None:
+    """The commit the figures were measured at (a ``+`` when the tree had changes)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    except OSError:
+        return None
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=lambda s: [int(c) for c in s.split(",")], default=[1, 2, 4, 8])
@@ -227,6 +239,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(["python -m bench.memory_sharing", *sys.argv[1:]]),
+        "commit": _commit(),
         "model": f"RandomForestClassifier, {TREES} trees, {ROWS:,} x {FEATURES}, "
         f"{path.stat().st_size / 1e6:.0f} MB joblib",
     }

@@ -178,3 +178,18 @@ def test_no_openmp_hang_with_xgboost_and_the_forest_after_fork(tmp_path):
             assert set(pool.map(burst, range(60))) == {(200, 200)}
         fresh = srv.worker_pids()
         each_worker(srv, "/api/v1/models/boosted/info", accept=lambda body: body["worker_pid"] in fresh)
+
+
+def test_the_master_imports_the_web_stack_before_fork_and_starts_no_thread(forests):
+    """api.prefork_imports: the master imported the modules (they are shared copy-on-write), nothing more."""
+    srv, _ = forests
+    master = srv.process.pid
+    assert "modules before fork (api.prefork_imports)" in srv.log()
+    assert "_multiarray_umath" in _maps(master)  # numpy, imported by the app's modules, is in the master
+    # Imports only: no thread (not even BLAS's), no scikit-learn, OpenMP, XGBoost or pyarrow in the master.
+    assert os.listdir(f"/proc/{master}/task") == [str(master)]
+    for library in ("sklearn", "libgomp", "libxgboost", "pyarrow"):
+        assert library not in _maps(master), library
+    # The workers still limit their own pools after the fork.
+    pools = each_worker(srv, "/api/v1/status")
+    assert all(pool["num_threads"] == 1 for body in pools.values() for pool in body["compute_threads"])

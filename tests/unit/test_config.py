@@ -60,6 +60,8 @@ def test_defaults(environ):
         "max_request_size": 10 * 1024 * 1024,
         "worker_class": "gthread",
         "threads": 16,
+        "prefork_imports": True,
+        "worker_malloc": True,
     }
     assert config["models"] == {
         "auto_load": True,
