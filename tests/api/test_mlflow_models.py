@@ -97,3 +97,16 @@ def test_mlflow_directories_are_auto_loaded_by_their_name(make_app, model_dir, m
     names = [m["name"] for m in client.get("/api/v1/models").get_json()["models"]]
     assert mlflow_dirs["pipeline"].name in names
     assert json.loads(client.get(f"/api/v1/models/{mlflow_dirs['pipeline'].name}/info").data)["loaded"]
+
+
+def test_an_mlflow_pickle_loads_only_once_trusted(make_app, model_dir, mlflow_dirs):
+    """An MLflow directory's pickle runs code like any other: refused until an admin trusts its data file."""
+    client = make_app(security={"allow_unverified_pickles": False}).test_client()
+    directory = copy_into(model_dir, mlflow_dirs["pipeline"])
+    load = {"model_name": "mlflow_penguins", "model_path": directory.name}
+    body = assert_error(client.post("/api/v1/models/load", json=load), 403)
+    assert "not trusted" in body["message"]
+    (data_file,) = [p for p in directory.iterdir() if p.name.startswith("model.")]
+    trusted = client.post("/api/v1/models/trust", json={"model_path": f"{directory.name}/{data_file.name}"})
+    assert trusted.status_code == 200, trusted.get_json()
+    assert client.post("/api/v1/models/load", json=load).status_code == 200
