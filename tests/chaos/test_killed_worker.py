@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections import Counter
 
 import pytest
 import requests
 
+from tests.chaos.background_clients import BackgroundClients
 from tests.factories import write_sklearn_classifier
 from tests.helpers import GunicornServer, poll_until
 
@@ -26,26 +26,15 @@ CLIENTS = 4
 ROW = [5.1, 3.5, 1.4, 0.2]
 
 
-class SteadyLoad:
+class SteadyLoad(BackgroundClients):
     """``CLIENTS`` threads, each on its own keep-alive session, predicting until stopped."""
 
+    join_timeout = 30.0
+
     def __init__(self, url: str):
+        super().__init__([()] * CLIENTS)
         self.url = url
-        self.outcomes: Counter[str] = Counter()
         self.labels: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(CLIENTS)]
-
-    def __enter__(self) -> SteadyLoad:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
 
     def _client(self) -> None:
         with requests.Session() as session:
@@ -60,10 +49,6 @@ class SteadyLoad:
                     self.outcomes[outcome] += 1
                     if label is not None:
                         self.labels[label] += 1
-
-    def total(self) -> int:
-        with self._lock:
-            return sum(self.outcomes.values())
 
     def failed(self) -> int:
         with self._lock:

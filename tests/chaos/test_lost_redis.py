@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,6 +28,7 @@ import pytest
 import requests
 
 from app.security.auth import new_api_key
+from tests.chaos.background_clients import BackgroundClients
 from tests.chaos.redis_server import RedisServer
 from tests.factories import IRIS_FEATURES, KNOWN_ROWS, write_iris_set
 from tests.helpers import GunicornServer, assert_error, poll_until
@@ -81,30 +81,13 @@ def production_config(root: Path, redis: RedisServer, keys: Keys) -> dict:
     }
 
 
-class PredictionLoad:
+class PredictionLoad(BackgroundClients):
     """Two clients predicting until stopped: one on a kept-alive connection, one opening a new one each time."""
 
     def __init__(self, url: str, key: str) -> None:
+        super().__init__([(True,), (False,)])
         self.url, self.key = url, key
-        self.outcomes: Counter[str] = Counter()
         self.failures: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._client, args=(keep,)) for keep in (True, False)]
-
-    def __enter__(self) -> PredictionLoad:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
-
-    def total(self) -> int:
-        with self._lock:
-            return sum(self.outcomes.values())
 
     def _client(self, keep_alive: bool) -> None:
         session = requests.Session() if keep_alive else requests
