@@ -36,22 +36,24 @@ def label_table(served: ServedModel) -> list[str] | None:
     """Each class index's label: the sidecar's labels, else the class values as text (cached per model)."""
     table = served.cache.get("labels")
     if table is None:
-        classes = list(served.description.classes or [])
-        if served.labels is not None:
-            table = list(served.labels)
-        elif classes:
-            table = [str(c.item() if hasattr(c, "item") else c) for c in classes]
-        else:
-            table = []
+        table = list(served.labels) if served.labels is not None else [str(c) for c in class_values(served)]
         served.cache["labels"] = table
     return table or None
+
+
+def class_values(served: ServedModel) -> list[Any]:
+    """The model's classes as Python values (NumPy scalars unwrapped), cached per model."""
+    values = served.cache.get("class_values")
+    if values is None:
+        found = served.description.classes or []
+        values = served.cache["class_values"] = [c.item() if hasattr(c, "item") else c for c in found]
+    return values
 
 
 def class_positions(served: ServedModel) -> dict[Any, int]:
     positions = served.cache.get("positions")
     if positions is None:
-        classes = list(served.description.classes or [])
-        positions = {(c.item() if hasattr(c, "item") else c): i for i, c in enumerate(classes)}
+        positions = {c: i for i, c in enumerate(class_values(served))}
         served.cache["positions"] = positions
     return positions
 
@@ -64,9 +66,7 @@ def _class_indices(
     and the indices are then an array)."""
     classes = served.cache.get("classes")
     if classes is None:
-        classes = served.cache["classes"] = np.asarray(
-            [c.item() if hasattr(c, "item") else c for c in served.description.classes or []], dtype=object
-        )
+        classes = served.cache["classes"] = np.asarray(class_values(served), dtype=object)
     if proba is not None and len(raw) > 8 and proba.shape[1] == len(classes):
         # Usually each prediction is its most probable class: one vectorised comparison proves it
         # (in the classes' own dtype when they are numbers: comparing Python objects costs far more).

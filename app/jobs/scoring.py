@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.inference import predict_rows
+from app.inference import label_table, predict_rows
 from app.jobs.errors import InputFileError
 from app.jobs.sources import Chunk, ColumnPlan, CsvSource, ParquetSource, where
 from app.registry import ServedModel
@@ -42,18 +42,12 @@ class Summary:
     rows_failed: int = 0
 
 
-def class_names(served: ServedModel) -> list[str]:
-    if served.labels is not None:
-        return list(served.labels)
-    return [str(c.item() if hasattr(c, "item") else c) for c in served.description.classes or []]
-
-
 def output_header(served: ServedModel, plan: ColumnPlan, with_probabilities: bool) -> list[str]:
     header = [plan.id_column or "row", "prediction"]
     if served.description.task == "classification":
         header.append("prediction_label")
         if with_probabilities and served.predict_proba is not None:
-            header += [f"probability_{name}" for name in class_names(served)]
+            header += [f"probability_{name}" for name in label_table(served) or []]
     return header
 
 
