@@ -138,7 +138,8 @@ def frame_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> pd
     matrix = rows if isinstance(rows, np.ndarray) else rows.matrix
     raw: Sequence[Row] = matrix.tolist() if matrix is not None else rows.rows  # type: ignore[union-attr]
     names = sig.names or ()
-    if raw and all(type(row) is dict and row.keys() == set(names) for row in raw):  # named rows, as expected
+    expected = set(names)
+    if raw and all(type(row) is dict and row.keys() == expected for row in raw):  # named rows, as expected
         columns: list[Sequence[Value]] = [[row[name] for row in raw] for name in names]  # type: ignore[index]
     else:
         columns = list(zip(*ordered_rows(raw, len(sig.fields), sig.names, model_name), strict=True))
