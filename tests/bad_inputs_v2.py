@@ -56,6 +56,8 @@ V2_BAD_REQUESTS = [
     _infer("data-not-list", {"inputs": [tensor(5.0, [1])]}, "must be a list"),
     _infer("no-data", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64"}]}, "no 'data'"),
     _infer("negative-shape", {"inputs": [tensor(ROWS, [-3, 4])]}, "shape"),
+    # 2**31 * 2**31 * 4 is 2**64: a count kept in 64 bits would wrap to 0 and match the empty data.
+    _infer("shape-past-64-bits", {"inputs": [tensor([], [2**31, 2**31, 4])]}, "needs 18446744073709551616 values"),
     _infer("shape-not-list", {"inputs": [tensor(ROWS, "3x4")]}, "shape"),
     _infer("3-d", {"inputs": [tensor([[[1.0, 2.0, 3.0, 4.0]]])]}, "shape [1, 1, 4]"),
     _infer("no-rows", {"inputs": [tensor([], [0, 4])]}, "no rows"),

@@ -9,6 +9,7 @@ shape. What the model then makes of the arrays is :mod:`app.api.v2.infer`'s job.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -166,7 +167,7 @@ def _split_strings(raw: bytes, where: str) -> list[str]:
 
 
 def _reshaped(array: np.ndarray, shape: list[int], where: str) -> np.ndarray:
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)  # Python's integers: a product past 64 bits must not wrap around
     if count != array.size:
         raise TensorError(f"{where}: shape {shape} needs {count} values; the data has {array.size}.")
     return array.reshape(shape)
