@@ -33,6 +33,7 @@ class SavedState:
         if state.generation == self._saved_generation:
             return
         body = json.dumps({"generation": state.generation, "doc": state.to_json()}, separators=(",", ":"))
+        tmp = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".redis-state-", dir=self.path.parent)
@@ -42,6 +43,8 @@ class SavedState:
             self._saved_generation = state.generation
         except OSError as exc:
             log.warning("could not save the registry's state to %s: %s", self.path, exc)
+            if tmp is not None:  # a full disk: give back what the half-written copy took
+                Path(tmp).unlink(missing_ok=True)
 
     def load(self) -> DesiredState | None:
         """The state saved last, or None (never saved, or unreadable)."""
