@@ -4,7 +4,7 @@ Loading a pickle runs code and a job reads and writes where it is told, so
 ``model_path``, ``data_path`` and ``output_path`` all go through here:
 
 - the path is relative: no absolute path, no ``~``, no drive (``C:``), no
-  ``..``, no NUL byte; backslashes count as separators;
+  ``..``, no NUL byte or other control character; backslashes count as separators;
 - it may be given relative to the directory (``iris.joblib``) or, as in the
   spec's examples, relative to the working directory and pointing into the
   directory (``models/trained/iris.joblib``): that reading is tried first when
@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from pathlib import Path, PurePosixPath
 
 #: What :func:`relative_path` accepts, as the start of a pattern for the OpenAPI document: a file,
-#: not absolute or from ``~``, no drive (a colon in the first part), no ``..`` part, no NUL byte.
-RELATIVE_PATH_PATTERN = r"^(?![.\\/]*$)(?![\\/~])(?![^\\/]*:)(?!(?:.*[\\/])?\.\.(?:[\\/]|$))[^\x00]*"
+#: not absolute or from ``~``, no drive (a colon in the first part), no ``..`` part, no control character.
+RELATIVE_PATH_PATTERN = r"^(?![.\\/]*$)(?![\\/~])(?![^\\/]*:)(?!(?:.*[\\/])?\.\.(?:[\\/]|$))[^\x00-\x1f\x7f-\x9f]*"
+#: Control characters (C0, DEL, C1): no file name needs one, and they break log lines and headers
+#: (a job's output name goes into its download's Content-Disposition).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def path_pattern(suffixes: list[str]) -> str:
@@ -49,6 +53,9 @@ def relative_path(requested: str, where: str) -> PurePosixPath:
     """Check ``requested`` as text, before anything on disk is looked at; ``where`` names the directory."""
     if "\x00" in requested:
         raise PathRefused("contains a NUL byte, which no file name can hold.")
+    control = _CONTROL.search(requested)
+    if control is not None:
+        raise PathRefused(f"contains a control character (U+{ord(control.group()):04X}); file names here hold none.")
     pure = PurePosixPath(requested.replace("\\", "/"))
     if not pure.parts or pure.is_absolute() or requested.startswith("~") or ":" in pure.parts[0]:
         raise PathRefused(f"must be a relative path inside {where}.")

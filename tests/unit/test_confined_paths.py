@@ -65,6 +65,9 @@ def refusal(call: Callable[[], Path], error: type[ApiError], field: str) -> str:
 HOSTILE = [
     ("nul", "x\x00.csv", "NUL byte", True),
     ("nul-spec-form", "files/x\x00.csv", "NUL byte", True),
+    ("newline", "x\n.csv", "control character (U+000A)", True),
+    ("delete", "e\x7f0.csv", "control character (U+007F)", True),  # kept by werkzeug's ASCII download name
+    ("c1-control", "\x9fx.csv", "control character (U+009F)", True),
     ("absolute", "/etc/passwd", "relative path", True),
     ("absolute-inside-the-directory", "{root}/good.csv", "relative path", True),
     ("backslash-root", "\\secret.csv", "relative path", True),
