@@ -32,11 +32,13 @@ RUN groupadd --system --gid 10001 modelserve \
         --home-dir /nonexistent --shell /usr/sbin/nologin modelserve
 # Same path in both stages: a venv's scripts name their interpreter by absolute path.
 COPY --from=builder /opt/venv /opt/venv
-# Code and config stay root-owned (read-only to the server); only the state
-# directory (registry.state_directory = var/state) is the server's to write.
+# Code and config stay root-owned (read-only to the server); the server writes only
+# the state directory (registry.state_directory = var/state) and the jobs' directories
+# (jobs.data_directory, jobs.output_directory). A named volume mounted on one of these
+# starts with its owner, so the server can write there too.
 COPY --from=builder /app /app
-RUN mkdir -p /app/models /app/var \
-    && chown modelserve:modelserve /app/var
+RUN mkdir -p /app/models /app/var /app/data /app/predictions \
+    && chown modelserve:modelserve /app/var /app/data /app/predictions
 # PYTHONPATH: /app/app is the code that runs, next to /app/plugins (the built-in
 # adapters are found relative to the app package; see scripts/install.sh).
 ENV PATH=/opt/venv/bin:$PATH \

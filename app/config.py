@@ -50,6 +50,9 @@ ENV_VARS = {
     "MODELSERVE_REGISTRY_REDIS_URL": "registry.redis_url",
     "MODELSERVE_JOBS_REDIS_URL": "jobs.redis_url",
     "MODELSERVE_JOBS_BROKER_URL": "jobs.broker_url",
+    # Who runs async jobs and where their records live, per deployment (deploy/docker-compose.yml).
+    "MODELSERVE_JOBS_BACKEND": "jobs.backend",
+    "MODELSERVE_JOBS_STORE": "jobs.store",
 }
 #: Values taken as text, never parsed as YAML.
 RAW_ENV_KEYS = {
@@ -61,6 +64,8 @@ RAW_ENV_KEYS = {
     "registry.redis_url",
     "jobs.redis_url",
     "jobs.broker_url",
+    "jobs.backend",
+    "jobs.store",
 }
 
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePosixPath
+
+import pytest
 import yaml
 
-from app.config import ENV_VARS, ApiSection
-from tests.deploy.support import COMPOSE_FILE, DEPLOY_DIR, NGINX_CONFIG, nginx_directives, run_tool, tool
+from app.config import ENV_VARS, ApiSection, load_config
+from tests.deploy.support import (
+    COMPOSE_FILE,
+    DEPLOY_DIR,
+    NGINX_CONFIG,
+    dockerfile_stages,
+    nginx_directives,
+    run_tool,
+    tool,
+)
 from tests.helpers import PROJECT_ROOT
 
 
@@ -72,6 +84,36 @@ def test_celery_worker_waits_behind_the_jobs_profile():
     worker = compose()["services"]["worker"]
     assert worker["profiles"] == ["jobs"], "only for jobs.backend: celery (issue 4)"
     assert worker["command"][:3] == ["celery", "-A", "app.jobs.celery_app"]
+
+
+@pytest.mark.parametrize("backend", ["embedded", "celery"])
+def test_jobs_run_where_the_api_and_the_worker_both_see_them(backend):
+    """The API and the worker read one job store and one set of job files, whichever runs the jobs."""
+    services = compose()["services"]
+    api, worker = services["api"], services["worker"]
+    assert worker["environment"] == api["environment"] and worker["volumes"] == api["volumes"]
+    environ = {
+        name: _substituted(value, {"MODELSERVE_JOBS_BACKEND": backend}) for name, value in api["environment"].items()
+    }
+    jobs = load_config(environ={"MODELSERVE_CONFIG": str(PROJECT_ROOT / "config" / "api_config.yaml"), **environ})[
+        "jobs"
+    ]
+    assert jobs["backend"] == backend
+    assert jobs["store"] == "redis" and jobs["redis_url"].startswith("redis://redis:6379/")
+    assert jobs["broker_url"].startswith("redis://redis:6379/") and jobs["broker_url"] != jobs["redis_url"]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in api["volumes"]}
+    for directory in (jobs["data_directory"], jobs["output_directory"], "var"):
+        volume = mounts[str(PurePosixPath("/app") / directory)]
+        assert volume in compose()["volumes"], f"{directory}: a named volume, written by the server"
+    runtime = dockerfile_stages()[1][-1]
+    (made,) = [r.args for r in runtime.all("RUN") if "chown" in r.args]
+    for directory in ("/app/var", f"/app/{jobs['data_directory']}", f"/app/{jobs['output_directory']}"):
+        assert made.count(directory) == 2, f"{directory} made and given to the server's user in the image"
+
+
+def _substituted(value: str, environ: dict[str, str]) -> str:
+    """Compose's ``${NAME:-default}`` in ``value``, as ``docker compose`` would substitute it."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: environ.get(m.group(1)) or m.group(2), str(value))
 
 
 def test_prometheus_mounts_the_scrape_config_and_alert_rules():

@@ -149,7 +149,8 @@ def test_every_spec_environment_variable_is_covered():
     }
     redis = {"MODELSERVE_REGISTRY_REDIS_URL", "MODELSERVE_JOBS_REDIS_URL", "MODELSERVE_JOBS_BROKER_URL"}
     proxies = {"MODELSERVE_TRUSTED_PROXIES"}  # set where a proxy is in front (deploy/docker-compose.yml)
-    assert set(ENV_VARS) == spec | secrets | redis | proxies
+    jobs = {"MODELSERVE_JOBS_BACKEND", "MODELSERVE_JOBS_STORE"}  # per deployment (deploy/docker-compose.yml)
+    assert set(ENV_VARS) == spec | secrets | redis | proxies | jobs
 
 
 def test_secret_variables_are_taken_as_text_and_keys_as_a_list(environ):
@@ -263,6 +264,8 @@ def test_bad_override_names_create_app(environ):
         ("ENVIRONMENT", "staging", "environment"),
         ("ENABLE_METRICS", "perhaps", "monitoring.enable_metrics"),
         ("CORS_ENABLED", "2", "security.enable_cors"),
+        ("MODELSERVE_JOBS_BACKEND", "celeri", "jobs.backend"),
+        ("MODELSERVE_JOBS_STORE", "postgres", "jobs.store"),
     ],
 )
 def test_bad_environment_variable_is_one_line_naming_key_and_variable(environ, variable, raw, key):
