@@ -24,6 +24,7 @@ from app.model_input import probe_signature, run_once, trial_input
 from app.plugin_manager import PluginSet
 from app.registry.served import ServedModel
 from app.registry.trust import TrustPolicy
+from app.validation import NAME_MESSAGE, is_valid_name
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,11 @@ class ModelLoader:
                 f"(expected {metadata['sha256'][:12]}..., found {digest[:12]}...)."
             )
         adapter = self.choose_adapter(path, model_type or metadata.get("model_type"))
+        name = name or metadata.get("name") or path.stem
+        if not is_valid_name(name):  # a file name, where neither a request nor a sidecar named the model
+            raise ValidationFailed(f"'{name}' (from the file name {path.name}) is no model name. {NAME_MESSAGE}")
         return ModelRecord(
-            name=name or metadata.get("name") or path.stem,
+            name=name,
             file=relative_to_model_dir(self.model_dir, path),
             model_type=adapter.name,
             sha256=digest,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 from tests.factories import KNOWN_ROWS, write_custom_model, write_sklearn_classifier, write_xgboost_classifier
 from tests.helpers import assert_error
@@ -106,3 +107,15 @@ def test_adapters_are_listed(client):
     assert adapters["sklearn"]["source"] == "builtin" and adapters["sklearn"]["status"] == "active"
     assert ".skops" in adapters["sklearn"]["file_types"]
     assert adapters["xgboost"]["file_types"] == [".json", ".ubj"]
+
+
+def test_a_file_whose_name_is_no_model_name_is_not_auto_loaded(make_app, model_dir, capfd):
+    """``load.joblib`` would be a model the API cannot name (``/models/load`` is the load endpoint)."""
+    for stem in ("load", "trust", "two words"):
+        write_sklearn_classifier(model_dir, name=stem)
+    client = make_app().test_client()
+    names = [m["name"] for m in client.get("/api/v1/models").get_json()["models"]]
+    assert names == ["iris_classifier", "iris_xgboost"]
+    logged = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    refused = [entry["message"] for entry in logged if entry["message"].startswith("not auto-loading")]
+    assert len(refused) == 3 and all("is no model name" in message for message in refused), refused
