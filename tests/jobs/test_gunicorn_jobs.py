@@ -8,13 +8,14 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app import create_app
 from app.inference import predict_rows
 from app.services import services
 from tests.conftest import app_config
-from tests.factories import iris, write_iris_set
+from tests.factories import iris, penguins, penguins_model, write_iris_set, write_penguins_pipeline
 from tests.helpers import GunicornServer, assert_error
 from tests.jobs.conftest import write_iris_csv, write_slow_model
 
@@ -59,7 +60,9 @@ def finished(body: dict) -> bool:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("jobs-http")
-    with GunicornServer(root, server_config(root, chunk_rows=200), workers=2) as srv:
+    config = server_config(root, chunk_rows=200)
+    write_penguins_pipeline(root / "models")
+    with GunicornServer(root, config, workers=2) as srv:
         srv.root = root
         yield srv
 
@@ -82,6 +85,41 @@ def test_submit_poll_download_matches_in_process_predictions(server):
     assert [(int(r[1]), r[2], [float(p) for p in r[3:]]) for r in rows[1:]] == [
         (e["prediction"], e["prediction_label"], e["probabilities"]) for e in expected
     ]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_typed_model_scores_a_file_over_http_as_in_process(server, fmt):
+    """The penguins Pipeline on the whole data set (strings, NaN cells), one unknown category skipped with its row."""
+    X = penguins()[0].copy()
+    X.insert(0, "id", [f"p{i}" for i in range(len(X))])
+    X = X.astype({"island": object})
+    X.loc[5, "island"] = "Atlantis"
+    path = server.root / "data" / f"penguins.{fmt}"
+    X.to_csv(path, index=False) if fmt == "csv" else X.to_parquet(path, index=False)
+    body = {
+        "model_name": "penguins",
+        "data_path": path.name,
+        "output_path": f"penguins-{fmt}.csv",
+        "return_probabilities": True,
+        "on_error": "skip",
+        "id_column": "id",
+    }
+    submitted = server.post(SUBMIT, json=body)
+    assert submitted.status_code == 202, submitted.text
+    done = poll(server, submitted.json()["job_id"], finished)
+    assert done["status"] == "completed" and done["progress"]["rows_failed"] == 1, done
+    errors = list(csv.reader(io.StringIO(server.get(done["links"]["result"], params={"errors": "true"}).text)))
+    assert errors[1][1:] == [
+        "p5",
+        "row 6: Feature 'island' must be one of 'Biscoe', 'Dream', 'Torgersen', got 'Atlantis'.",
+    ]
+    rows = list(csv.reader(io.StringIO(server.get(done["links"]["result"]).text)))[1:]
+    keep = [i for i in range(len(X)) if i != 5]
+    model = penguins_model("pipeline")
+    expected = penguins()[0].iloc[keep]
+    assert [r[0] for r in rows] == [f"p{i}" for i in keep]
+    assert [r[2] for r in rows] == list(model.predict(expected))
+    assert np.allclose([[float(p) for p in r[3:]] for r in rows], model.predict_proba(expected), rtol=0, atol=1e-12)
 
 
 def test_each_job_runs_once_in_one_worker(server):
