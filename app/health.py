@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,10 @@ def health_report(
     limits = settings["health"]
     memory = round(system_stats.memory_used_percent(), 1)
     disk = round(system_stats.disk_used_percent(_existing(Path(settings["registry"]["state_directory"]))), 1)
-    external = [outage.report(reachable=check()) for outage, check in dependencies]
+    answers = ask_at_once([registry.store.ping, *(check for _, check in dependencies)])
+    external = [outage.report(reachable=answers[check]) for outage, check in dependencies]
     checks = {
-        "database": database_status(registry),
+        "database": database_status(registry, answers[registry.store.ping]),
         "dependencies": external,
         "models": _models_check(registry),
         "memory": {
@@ -93,10 +95,20 @@ def health_report(
     return {"status": status, "timestamp": utc_timestamp(), "checks": checks, "version": __version__}
 
 
-def database_status(registry: ModelRegistry) -> str:
-    """healthy: the state store answers; degraded: it does not, and this worker serves the state it read
-    last (or the copy this machine saved); unhealthy: it does not, and this worker has no state to serve."""
-    if registry.store.ping():
+def ask_at_once(checks: Sequence[Callable[[], bool]]) -> dict[Callable[[], bool], bool]:
+    """Each distinct check's answer, the checks asked together: a silent Redis costs health one
+    client timeout, not one per store that uses it."""
+    distinct = list(dict.fromkeys(checks))
+    if len(distinct) == 1:
+        return {distinct[0]: distinct[0]()}
+    with ThreadPoolExecutor(len(distinct), thread_name_prefix="health") as pool:
+        return dict(zip(distinct, pool.map(lambda check: check(), distinct), strict=True))
+
+
+def database_status(registry: ModelRegistry, reachable: bool) -> str:
+    """healthy: the state store answers (``reachable``); degraded: it does not, and this worker serves the
+    state it read last (or the copy this machine saved); unhealthy: it does not, and it has no state to serve."""
+    if reachable:
         return HEALTHY
     return DEGRADED if registry.warmed else UNHEALTHY
 
@@ -131,7 +143,9 @@ def _existing(path: Path) -> Path:
 def readiness_report(registry: ModelRegistry, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Return the ready body, or raise :class:`ServiceUnavailable` naming every reason."""
     problems: list[str] = []
-    database = database_status(registry)
+    outage = registry.store.dependency
+    # A Redis known to be down is not asked again: a silent one would hold the load balancer's probe.
+    database = database_status(registry, False if outage is not None and outage.down else registry.store.ping())
     if database == UNHEALTHY:
         problems.append("the state store is unreachable and this worker has not read the state yet")
     models: list[dict[str, Any]] = []

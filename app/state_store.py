@@ -209,6 +209,7 @@ class RedisStateStore:
             address_of(url),
             "registry",
             "serving the models of the last state read; loads, deletes, aliases, rollbacks and trust answer 503",
+            self.ping,
         )
 
     @contextmanager

@@ -191,16 +191,38 @@ class RedisJobStore(JobStore):
         import redis
 
         self._redis = redis.Redis.from_url(url, **{**redis_options(), "socket_timeout": 10})
+        #: Health's client: asks with the short timeout of the other stores, not the 10 s a transition may take.
+        self._pinger = redis.Redis.from_url(url, **redis_options())
         self._url = url
-        self.dependency = Outage("redis", address_of(url), "jobs", "job submissions and queries answer 503")
+        self.dependency = Outage("redis", address_of(url), "jobs", "job submissions and queries answer 503", self.ping)
         self._prefix = prefix
         self._lock_name = f"{prefix}:jobs:lock"
         self._break_lock = self._redis.register_script(_BREAK_LOCK)
         self._errors = redis.RedisError
 
     @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Redis's failures as a 503 and the outage's record; while Redis is down, a 503 at once."""
+        outage = self.dependency
+        if outage.down:
+            raise JobStoreUnavailable(f"The job store ({self.describe()}) is unreachable; retry in a few seconds.")
+        try:
+            with _unavailable_on(self._errors, self.describe()):
+                yield
+        except JobStoreUnavailable as exc:
+            if isinstance(exc.__cause__, self._errors):
+                outage.failed(exc.__cause__)
+            else:  # Redis answered, and its lock stayed busy
+                outage.answered()
+            raise
+        except BaseException:  # Redis answered; the job store said no (an unknown job, a conflict)
+            outage.answered()
+            raise
+        outage.answered()
+
+    @contextmanager
     def _tx(self) -> Iterator[_RedisTx]:
-        with _unavailable_on(self._errors, self.describe()):
+        with self._reachable():
             lock = self._redis.lock(self._lock_name, timeout=self.lock_seconds, sleep=self.lock_retry_seconds)
             token = new_owner()
             deadline = time.monotonic() + self.lock_wait_seconds
@@ -218,7 +240,7 @@ class RedisJobStore(JobStore):
 
     @contextmanager
     def _read(self) -> Iterator[_RedisTx]:
-        with _unavailable_on(self._errors, self.describe()):
+        with self._reachable():
             yield _RedisTx(self._redis, self._prefix)
 
     def _break_dead_holder(self) -> bool:
@@ -232,13 +254,19 @@ class RedisJobStore(JobStore):
 
     def page(self, limit: int, offset: int, status: str | None = None) -> tuple[list[Job], int]:
         index = f"{self._prefix}:jobs:{status}" if status else f"{self._prefix}:jobs"
-        with _unavailable_on(self._errors, self.describe()):
+        with self._reachable():
             with self._redis.pipeline() as pipe:
                 pipe.zcard(index)
                 pipe.zrevrange(index, offset, offset + limit - 1)
                 total, ids = pipe.execute()
             docs = self._redis.mget([f"{self._prefix}:job:{i.decode()}" for i in ids]) if ids else []
             return [json.loads(doc) for doc in docs if doc], int(total)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._pinger.ping())
+        except Exception:
+            return False
 
     def describe(self) -> str:
         return "redis:" + self._url.split("@")[-1]

@@ -150,19 +150,13 @@ def _dispatch_loop(ref: weakref.ReferenceType[JobExecutor]) -> None:
         executor = ref()
         if executor is None or executor._stopped.is_set() or executor._pid != os.getpid():
             return
-        outage = executor.store.dependency
         try:
             executor.tick()
         except JobStoreUnavailable as exc:
-            if outage is None:
+            if executor.store.dependency is None:  # a store with one records its outage, warning once
                 log.warning("the job dispatcher failed a round: %s; retrying", exc.description)
-            else:
-                outage.failed(exc.__cause__ or exc)  # one warning per outage, not one per round
         except Exception:
             log.exception("the job dispatcher failed a round; retrying")
-        else:
-            if outage is not None:
-                outage.answered()
         wake, interval = executor._wake, executor.poll_interval
         del executor
         wake.wait(interval)

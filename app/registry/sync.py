@@ -33,10 +33,11 @@ class StateFollower:
     def poll(self, force: bool = False) -> DesiredState | None:
         """Read the state if the store's generation moved (always when ``force``); ``None`` when nothing changed.
 
-        While the store is unreachable this keeps the state it read last (and
-        tries the store again at most once a second): requests are served as
-        before the outage. A worker that never read the state serves the copy
-        this machine saved last (:mod:`app.state_snapshot`), and raises
+        While the store is unreachable this keeps the state it read last, and
+        does not ask the store until the outage's thread finds it answering
+        (:class:`~app.dependencies.Outage`): requests are served as before the
+        outage. A worker that never read the state serves the copy this machine
+        saved last (:mod:`app.state_snapshot`), and raises
         :class:`~app.state_store.StateStoreUnavailable` without one. A store whose
         generation went backwards lost its data (a Redis restarted empty): the
         state read last is written back rather than forgotten.
@@ -47,27 +48,33 @@ class StateFollower:
                 return None
             self._checked_at = now
         outage = self.store.dependency
+        if outage is not None and outage.down:  # a thread of this worker asks it, and ends the outage when it answers
+            return self._without_store(
+                StateStoreUnavailable(f"The registry's shared state is unreachable ({outage.error}).")
+            )
         try:
-            if outage is not None and not outage.should_try():
-                raise StateStoreUnavailable(f"The registry's shared state is unreachable ({outage.error}).")
             changed = self._read_if_changed(force)
         except StateStoreUnavailable as exc:
             if outage is not None:
                 outage.failed(exc.__cause__ or exc)
-            if self.state.generation >= 0:
-                return None
-            saved = self.store.last_saved()
-            if saved is None:
-                raise
-            log.warning(
-                "the registry's shared state is unreachable: serving the copy saved at generation %d until it answers",
-                saved.generation,
-            )
-            self.state = saved
-            return saved
+            return self._without_store(exc)
         if outage is not None:
             outage.answered()
         return changed
+
+    def _without_store(self, unavailable: StateStoreUnavailable) -> DesiredState | None:
+        """The state read last (``None``: unchanged), else the copy this machine saved; raise without either."""
+        if self.state.generation >= 0:
+            return None
+        saved = self.store.last_saved()
+        if saved is None:
+            raise unavailable
+        log.warning(
+            "the registry's shared state is unreachable: serving the copy saved at generation %d until it answers",
+            saved.generation,
+        )
+        self.state = saved
+        return saved
 
     def _read_if_changed(self, force: bool) -> DesiredState | None:
         if not force and self.store.published_generation() == self.state.generation:

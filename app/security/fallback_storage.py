@@ -5,9 +5,9 @@ A limit storage that raises would turn every limited request into a 500
 is itself a ``limits`` storage: it passes each call to the configured one
 and, when that one fails, records the outage (one warning per worker, a
 metric through ``on_change``) and counts in a per-worker
-:class:`~app.security.limit_storage.InProcessStorage` instead. While down it
-tries the configured storage again at most once a second, on a request's
-hit, and goes back to it as soon as it answers.
+:class:`~app.security.limit_storage.InProcessStorage` instead. While down no
+request asks the configured storage; the outage's thread does, once a second,
+and the counting goes back to it as soon as it answers.
 """
 
 from __future__ import annotations
@@ -35,11 +35,8 @@ class FallbackStorage(Storage):
     def base_exceptions(self) -> type[Exception]:
         return ValueError  # the primary's failures never leave this class
 
-    def _use_primary(self) -> bool:
-        return self.dependency.should_try()
-
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        if self._use_primary():
+        if not self.dependency.down:
             try:
                 count = self.primary.incr(key, expiry, amount)
             except self.primary.base_exceptions as exc:

@@ -149,5 +149,5 @@ def build_storage(uri: str, state_directory: Path | None, on_change: Callable[[b
             log.warning("rate limits: cannot map %s (%s); counting per worker", path, exc)
             return storage_from_string(f"{IN_PROCESS_SCHEME}://")
     primary = storage_from_string(uri, **redis_options())
-    outage = Outage("redis", address_of(uri), "rate limits", "counting limits per worker", on_change)
+    outage = Outage("redis", address_of(uri), "rate limits", "counting limits per worker", primary.check, on_change)
     return FallbackStorage(primary, outage)

@@ -7,7 +7,9 @@ that takes Redis away must use its own. No persistence (``--save ""``,
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,13 @@ class RedisServer:
             self.child.kill()
             self.child.stop()
         self.child = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers, as behind a network partition."""
+        os.killpg(self.child.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.child.process.pid, signal.SIGCONT)
 
     def __enter__(self) -> RedisServer:
         return self.start()

@@ -78,8 +78,10 @@ def test_a_killed_worker_costs_at_most_its_in_flight_requests(tmp_path, iris_mod
             poll_until(lambda: clients.total() >= at_kill + 400, "400 predictions after the kill", timeout=120)
         failed, total = clients.failed(), clients.total()
 
-    print(f"\nkilled worker: {failed} of {total} predictions failed {dict(clients.outcomes)}; "
-          f"the replacement answered {recovered:.2f} s after SIGKILL")
+    print(
+        f"\nkilled worker: {failed} of {total} predictions failed {dict(clients.outcomes)}; "
+        f"the replacement answered {recovered:.2f} s after SIGKILL"
+    )
     assert failed <= CLIENTS, f"{failed} failed: more than the {CLIENTS} that can be in flight ({clients.outcomes})"
     assert set(clients.labels) == {"a"}, clients.labels  # version 2 throughout, on every worker
     assert (info["version"], info["sha256"], info["labels"]) == (before["version"], before["sha256"], before["labels"])

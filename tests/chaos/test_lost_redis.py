@@ -1,5 +1,7 @@
 """Redis goes away under load, then comes back empty: predictions never fail, and nothing needs a restart.
 
+(The last test freezes Redis instead, as a network partition would: connected, silent.)
+
 A production-like server (API keys, 3 gunicorn workers) keeps its rate limits,
 its registry's shared state and its job store in a redis-server of the test's
 own. Predictions flow from two clients while that Redis is SIGKILLed and later
@@ -27,6 +29,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from app.dependencies import SOCKET_TIMEOUT_SECONDS
 from app.security.auth import new_api_key
 from tests.chaos.background_clients import BackgroundClients
 from tests.chaos.redis_server import RedisServer
@@ -242,3 +245,66 @@ def test_redis_lost_under_load_degrades_and_recovers(tmp_path):
             assert "serving the copy saved at generation" in log  # the replacement worker's start
             assert "restored the state this worker read last" in log
             assert "Traceback" not in log
+
+
+def timed_prediction(server: GunicornServer, key: str) -> float:
+    """Seconds one prediction took, on a new connection (any worker may answer it)."""
+    started = time.monotonic()
+    response = requests.post(server.url + "/api/v1/predict", json={"features": ROW}, headers={"X-API-Key": key})
+    assert response.status_code == 200, response.text
+    return time.monotonic() - started
+
+
+def test_redis_that_stops_answering_costs_waits_not_failures(tmp_path):
+    """A Redis frozen by SIGSTOP (connected, never answering) for some seconds, under load.
+
+    Each worker waits for it at most once a second (a socket timeout), not on every
+    request: predictions keep flowing and none fails; health says degraded, naming
+    redis; when Redis answers again, health is healthy and limits are shared again.
+    """
+    keys = Keys()
+    with RedisServer(tmp_path / "redis") as redis:
+        with GunicornServer(tmp_path, production_config(tmp_path, redis, keys), workers=WORKERS) as server:
+            poll_until(lambda: all_workers_answer(server), f"{WORKERS} workers to answer", timeout=120)
+            with PredictionLoad(server.url, keys.scorer) as load:
+                poll_until(lambda: load.total() >= 20, "predictions before the freeze", timeout=60)
+                redis.freeze()
+                try:
+                    frozen_at, served_before = time.monotonic(), load.total()
+                    report = poll_until(
+                        lambda: (h := health(server))["status"] == "degraded" and redis_named(h) and h,
+                        "health to report degraded, naming redis",
+                        timeout=30,
+                        describe=lambda: health(server),
+                    )
+                    assert server.get("/api/v1/health/ready").status_code == 200, report
+                    poll_until(
+                        lambda: time.monotonic() - frozen_at > OUTAGE_SECONDS and load.total() >= served_before + 50,
+                        "predictions while Redis is silent (a worker waits for it once a second at most)",
+                        timeout=60,
+                    )
+                    served_during = load.total() - served_before
+                    # Only the requests in flight as a worker found Redis silent waited for it (one timeout per
+                    # store they used): each worker finds it once per store, then no request waits any more.
+                    waited = sum(timed_prediction(server, keys.scorer) >= SOCKET_TIMEOUT_SECONDS for _ in range(30))
+                    assert waited <= WORKERS * 2, f"{waited} of 30 predictions waited for the silent Redis"
+                finally:
+                    redis.thaw()
+                thawed_at = time.monotonic()
+                poll_until(lambda: health(server)["status"] == "healthy", "health to recover", timeout=30)
+                poll_until(
+                    lambda: "rate_limit_storage_up 1.0" in server.get("/api/v1/metrics").text,
+                    "the rate limits back in Redis",
+                    timeout=30,
+                )
+            assert load.outcomes.keys() == {"ok"}, (load.outcomes, load.failures[:5])
+            print(
+                f"\nfrozen redis: 0 failed of {load.total()} predictions ({served_during} in the "
+                f"{thawed_at - frozen_at:.1f} s freeze)"
+            )
+            again = [
+                requests.post(server.url + "/api/v1/predict", json={"features": ROW}, headers={"X-API-Key": keys.tight})
+                for _ in range(TIGHT + 4)
+            ]
+            assert [r.status_code for r in again] == [200] * TIGHT + [429] * 4, "limits shared through Redis again"
+            assert "Traceback" not in server.log()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
 
-import pytest
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 
@@ -12,17 +12,10 @@ from app import dependencies
 from app.security.fallback_storage import FallbackStorage
 from app.security.rate_limits import build_storage
 from tests.chaos.redis_server import RedisServer
+from tests.helpers import poll_until
 
 
-@pytest.fixture
-def clock(monkeypatch):
-    """A settable monotonic clock for the outage records."""
-    now = [1000.0]
-    monkeypatch.setattr(dependencies.time, "monotonic", lambda: now[0])
-    return now
-
-
-def test_a_lost_redis_is_counted_per_worker_with_one_warning_and_left_when_it_returns(tmp_path, clock, caplog):
+def test_a_lost_redis_is_counted_per_worker_with_one_warning_and_left_when_it_returns(tmp_path, caplog):
     redis = RedisServer(tmp_path)  # its port, not started yet: Redis is down from the start
     changes: list[bool] = []
     storage = build_storage(redis.url(0), None, changes.append)
@@ -36,16 +29,36 @@ def test_a_lost_redis_is_counted_per_worker_with_one_warning_and_left_when_it_re
         assert len(warnings) == 1 and "rate limits: redis at 127.0.0.1" in warnings[0].getMessage()
         assert "counting limits per worker" in warnings[0].getMessage()
         with redis:
-            assert not strategy.hit(item, "user:a")  # no retry before a second has passed
-            clock[0] += dependencies.RETRY_EVERY_SECONDS
-            assert strategy.hit(item, "user:a")  # counted in Redis again: a fresh counter there
+            assert not strategy.hit(item, "user:a")  # requests never try Redis while it is down...
+            # ...the outage's own thread does, once a second, and ends it when Redis answers
+            poll_until(lambda: not storage.dependency.down, "the outage to end once Redis answers", timeout=10)
             assert changes == [False, True] and storage.check()
+            assert strategy.hit(item, "user:a")  # counted in Redis again: a fresh counter there
             assert strategy.get_window_stats(item, "user:a").remaining == 2
             assert "answers again" in caplog.text
-        clock[0] += dependencies.RETRY_EVERY_SECONDS
         assert strategy.hit(item, "user:b")  # down again: a second outage, a second warning
         assert changes == [False, True, False]
         assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 2
+
+
+def test_a_silent_redis_holds_no_request_once_found_silent(tmp_path):
+    """A Redis that accepts connections and never answers (SIGSTOP: a network partition)."""
+    with RedisServer(tmp_path) as redis:
+        storage = build_storage(redis.url(0), None)
+        strategy, item = FixedWindowRateLimiter(storage), parse("3/minute")
+        assert strategy.hit(item, "user:a") and not storage.dependency.down
+        redis.freeze()
+        try:
+            started = time.monotonic()
+            assert strategy.hit(item, "user:a")  # the call that finds it silent waits one timeout, and counts here
+            assert time.monotonic() - started < 2 * dependencies.SOCKET_TIMEOUT_SECONDS, "a timeout is not retried"
+            assert storage.dependency.down and "Timeout" in storage.dependency.error
+            started = time.monotonic()
+            assert [strategy.hit(item, "user:a") for _ in range(3)] == [True, True, False]
+            assert time.monotonic() - started < dependencies.SOCKET_TIMEOUT_SECONDS, "no request waits any more"
+        finally:
+            redis.thaw()
+        poll_until(lambda: not storage.dependency.down, "the outage to end once Redis answers", timeout=10)
 
 
 def test_address_never_shows_credentials():
