@@ -9,7 +9,8 @@ limits, metrics, JSON logs; :func:`bench.servers.modelserve`), built in this
 process by ``create_app()``; no socket and no gunicorn, so the figures are the
 request path's own CPU time (``time.process_time``), steady on a shared machine
 where req/s is not. ``/api/v1/predict`` is measured beside ``/v2`` for
-reference. Each case is a V2 body of :func:`bench.servers.v2_body`, the bytes
+reference, and ``GET /v2/health/live`` as the floor: the test client, Flask
+and the request pipeline with no body and no model. Each case is a V2 body of :func:`bench.servers.v2_body`, the bytes
 the bench sends to MLServer.
 """
 
@@ -32,10 +33,11 @@ from bench.models import ROW, batch_rows, train
 from bench.servers import modelserve, v2_body
 
 
-def cases() -> dict[str, tuple[str, bytes]]:
-    """name -> (path, body)."""
+def cases() -> dict[str, tuple[str, bytes | None]]:
+    """name -> (path, body); no body is a GET."""
     batch = batch_rows(1000)
     return {
+        "v2 live (floor)": ("/v2/health/live", None),
         "v1 lr 1 row": ("/api/v1/predict/iris_lr", json.dumps({"features": ROW}).encode()),
         "v2 lr 1 row": ("/v2/models/iris_lr/infer", json.dumps(v2_body([ROW])).encode()),
         "v2 xgb 1 row": ("/v2/models/iris_xgb/infer", json.dumps(v2_body([ROW])).encode()),
@@ -43,21 +45,25 @@ def cases() -> dict[str, tuple[str, bytes]]:
     }
 
 
-def measure(client: Any, headers: dict[str, str], path: str, body: bytes, count: int) -> float:
+def request(client: Any, headers: dict[str, str], path: str, body: bytes | None) -> Any:
+    return client.get(path, headers=headers) if body is None else client.post(path, data=body, headers=headers)
+
+
+def measure(client: Any, headers: dict[str, str], path: str, body: bytes | None, count: int) -> float:
     """µs of this process's CPU time per request, over ``count`` requests."""
     started = time.process_time()
     for _ in range(count):
-        response = client.post(path, data=body, headers=headers)
+        response = request(client, headers, path, body)
         if response.status_code != 200:
             raise RuntimeError(f"{path}: {response.status_code} {response.get_data(as_text=True)[:300]}")
     return (time.process_time() - started) / count * 1e6
 
 
-def profile(client: Any, headers: dict[str, str], path: str, body: bytes, count: int, top: int) -> str:
+def profile(client: Any, headers: dict[str, str], path: str, body: bytes | None, count: int, top: int) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(count):
-        client.post(path, data=body, headers=headers)
+        request(client, headers, path, body)
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)

@@ -231,7 +231,8 @@ def _reshaped(array: np.ndarray, shape: list[int], where: str) -> np.ndarray:
 
 def datatype_of(array: np.ndarray) -> str:
     """The protocol datatype of an output array (text and other objects are BYTES)."""
-    return _NUMPY_DATATYPE.get(array.dtype.newbyteorder("<").str, "BYTES")
+    found = _NUMPY_DATATYPE.get(array.dtype.str)  # a native little-endian array, as the model's nearly always are
+    return found if found is not None else _NUMPY_DATATYPE.get(array.dtype.newbyteorder("<").str, "BYTES")
 
 
 def output_tensor(name: str, array: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes]:
