@@ -39,6 +39,7 @@ DTYPES: dict[str, np.dtype] = {
     "BYTES": np.dtype(object),
 }
 DATATYPES = tuple(DTYPES)
+#: The datatypes whose JSON data may take the quick conversion (:func:`_float_values`).
 FLOATS = frozenset({"FP16", "FP32", "FP64"})
 #: The Python types JSON values of each kind of datatype parse to (bool is no int here).
 _NULL = frozenset({type(None)})
@@ -147,9 +148,9 @@ def from_json(data: Any, datatype: str, where: str, booleans_possible: bool = Tr
 
 
 def _float_values(data: Any, booleans_possible: bool) -> np.ndarray | None:
-    """The common case in whole-list operations: a flat list, or regular rows, of finite numbers, as flat
-    float64 values. None for anything else (nulls, deeper nesting, a bad value), which :func:`from_json`
-    then checks value by value."""
+    """The common case in whole-list operations: a flat list, or regular rows, of numbers, as flat float64
+    values. None for anything else (nulls, deeper nesting, a bad value), which :func:`from_json` then
+    checks value by value. Whether each number is finite is the model's input's to say, as there."""
     if type(data) is not list or not data:
         return None
     kinds = set(map(type, data))
