@@ -147,12 +147,23 @@ def _finite_matrix(rows: list[list[Any]], width: int) -> np.ndarray | None:
 
 def _packed_matrix(rows: list[list[Any]], width: int) -> np.ndarray | None:
     """JSON numbers, and nothing else JSON has but booleans, to a float64 matrix; None for anything else."""
-    matrix = np.empty(len(rows) * width, dtype=np.float64)
+    matrix = packed_doubles(rows, len(rows) * width)
+    return None if matrix is None else _finite(matrix, rows, width)
+
+
+def packed_doubles(rows: list[list[Any]], count: int) -> np.ndarray | None:
+    """The ``count`` values of ``rows`` (lists) as flat float64 values, packed as C doubles in one call.
+
+    Takes JSON numbers, and of the rest of JSON only booleans (as 1.0 and 0.0): a caller that refuses
+    them knows the text held none. None for a string, null, list or object, or an integer beyond
+    float64. Whether each number is finite is the caller's to check.
+    """
+    values = np.empty(count, dtype=np.float64)
     try:
-        _doubles(len(matrix)).pack_into(matrix, 0, *chain.from_iterable(rows))
+        _doubles(count).pack_into(values, 0, *chain.from_iterable(rows))
     except (struct.error, OverflowError):  # a string, null, list or object; an integer beyond float64
         return None
-    return _finite(matrix, rows, width)
+    return values
 
 
 def _finite(matrix: np.ndarray, rows: list[list[Any]], width: int) -> np.ndarray | None:

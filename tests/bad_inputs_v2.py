@@ -48,6 +48,13 @@ V2_BAD_REQUESTS = [
     _infer("string-in-fp", {"inputs": [tensor(["a", 1.0, 2.0, 3.0], [1, 4])]}, "must be numbers"),
     _infer("bool-in-fp", {"inputs": [tensor([True, 1.0, 2.0, 3.0], [1, 4])]}, "must be numbers"),
     _infer("null-in-fp", {"inputs": [tensor([None, 1.0, 2.0, 3.0], [1, 4])]}, "takes no nulls"),
+    # Nested rows of numbers are converted in one call when the body's text holds no true or false:
+    # anything else in them (a boolean where the text does hold one) is still named.
+    _infer("bool-in-nested-fp", {"inputs": [tensor([[True, 1.0, 2.0, 3.0]])]}, "must be numbers"),
+    _infer("string-in-nested-fp", {"inputs": [tensor([["a", 1.0, 2.0, 3.0]])]}, "must be numbers"),
+    _infer("null-in-nested-fp", {"inputs": [tensor([[None, 1.0, 2.0, 3.0]])]}, "takes no nulls"),
+    _infer("int-past-float64", {"inputs": [tensor([[10**400, 1, 2, 3]])]}, "range"),
+    _infer("fp32-overflow-nested", {"inputs": [tensor([[1e300, 1, 2, 3]], datatype="FP32")]}, "finite"),
     _infer("null-in-int", {"inputs": [tensor([None, 1, 2, 3], [1, 4], datatype="INT64")]}, "null in INT64"),
     _infer("float-in-int", {"inputs": [tensor([1.5, 1, 2, 3], [1, 4], datatype="INT64")]}, "integers"),
     _infer("int-overflow", {"inputs": [tensor([300, 1, 2, 3], [1, 4], datatype="UINT8")]}, "range"),

@@ -19,10 +19,12 @@ from app.errors import BadRequest
 from app.extensions import JsonBodyParser, ModelServeBlueprint
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+#: The header as WSGI names it: read from the environ, as every request asks whether it was sent.
+_ENVIRON_KEY = "HTTP_INFERENCE_HEADER_CONTENT_LENGTH"
 
 
 def _header_length(req: Request, size: int) -> int | None:
-    value = req.headers.get(HEADER_LENGTH)
+    value = req.environ.get(_ENVIRON_KEY)
     if value is None:
         return None
     try:
@@ -36,6 +38,8 @@ def _header_length(req: Request, size: int) -> int | None:
 
 def binary_part(req: Request) -> memoryview:
     """The body's bytes after the JSON header (empty without the extension)."""
+    if _ENVIRON_KEY not in req.environ:
+        return memoryview(b"")
     data = req.get_data(cache=True)
     length = _header_length(req, len(data))
     return memoryview(data)[length:] if length is not None else memoryview(b"")

@@ -178,11 +178,12 @@ def predicted_values(served: ServedModel, outputs: Outputs) -> np.ndarray:
     if outputs.values is not None:
         return outputs.values.reshape(-1, 1)
     classes = served.cache.get("class_array")
-    if classes is None:
+    if classes is None:  # once per version: the classes as sent, numbers in their dtype, anything else as text
         found = served.description.classes
-        classes = served.cache["class_array"] = np.asarray(found if found is not None else [])
-    if classes.dtype.kind not in "biuf":
-        classes = classes.astype(str).astype(object)
+        classes = np.asarray(found if found is not None else [])
+        if classes.dtype.kind not in "biuf":
+            classes = classes.astype(str).astype(object)
+        served.cache["class_array"] = classes
     assert outputs.indices is not None
     if not len(classes):  # a classifier that names no classes: its indices are its values
         return np.asarray(outputs.indices).reshape(-1, 1)

@@ -6,8 +6,16 @@ from typing import Any
 
 import marshmallow as ma
 
-from app.api.v2.tensors import DATATYPES
+from app.api.v2.tensors import DATATYPES, Inputs
 from app.validation import StrictBoolean
+
+#: The bounds of a request input, the same for its documented schema and for :func:`plain_input`.
+NAME_LENGTH = (1, 256)
+DATATYPE_LENGTH = (1, 16)
+MAX_DIMENSIONS = 8
+MAX_DIMENSION = 2**31
+MAX_INPUTS = 1000
+INPUT_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 2.9, 5.6, 1.8]]
 INFER_EXAMPLE = {
@@ -58,16 +66,16 @@ class RequestInputSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 256), metadata={"example": "input-0"})
+    name = ma.fields.String(required=True, validate=ma.validate.Length(*NAME_LENGTH), metadata={"example": "input-0"})
     shape = ma.fields.List(
-        ma.fields.Integer(strict=True, validate=ma.validate.Range(0, 2**31)),
+        ma.fields.Integer(strict=True, validate=ma.validate.Range(0, MAX_DIMENSION)),
         required=True,
-        validate=ma.validate.Length(0, 8),
+        validate=ma.validate.Length(0, MAX_DIMENSIONS),
         metadata={"example": [1, 4]},
     )
     datatype = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(1, 16),
+        validate=ma.validate.Length(*DATATYPE_LENGTH),
         metadata={"description": f"One of {', '.join(DATATYPES)}.", "example": "FP64"},
     )
     parameters = Parameters(
@@ -79,6 +87,44 @@ class RequestInputSchema(ma.Schema):
             "example": [[5.1, 3.5, 1.4, 0.2]],
         }
     )
+
+
+def plain_input(spec: Any) -> bool:
+    """Whether :class:`RequestInputSchema` would load ``spec`` as it is: the common input, checked in one
+    pass of type tests. False does not mean it is wrong, only that the schema is to judge it."""
+    if type(spec) is not dict or not spec.keys() <= INPUT_KEYS:
+        return False
+    name, shape, datatype = spec.get("name"), spec.get("shape"), spec.get("datatype")
+    parameters = spec.get("parameters")
+    return (
+        type(name) is str
+        and NAME_LENGTH[0] <= len(name) <= NAME_LENGTH[1]
+        and type(datatype) is str
+        and DATATYPE_LENGTH[0] <= len(datatype) <= DATATYPE_LENGTH[1]
+        and type(shape) is list
+        and len(shape) <= MAX_DIMENSIONS
+        and all(type(n) is int and 0 <= n <= MAX_DIMENSION for n in shape)
+        and (parameters is None or (type(parameters) is dict and all(type(k) is str for k in parameters)))
+        and ("data" not in spec or type(spec["data"]) is list)
+    )
+
+
+class InputTensors(ma.fields.List):
+    """The request's ``inputs``: documented, and where in doubt loaded, as a list of :class:`RequestInputSchema`.
+
+    Inputs that :func:`plain_input` accepts, as nearly every request's are, are taken as they are: the
+    nested schema's work, a field at a time for each input, would cost more than the prediction. Any
+    other list goes through the nested schema, whose messages name what is wrong. Loads as
+    :class:`~app.api.v2.tensors.Inputs`, which remembers whether the body can hold a boolean.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(ma.fields.Nested(RequestInputSchema), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Inputs:
+        if type(value) is not list or not all(map(plain_input, value)):
+            value = super()._deserialize(value, attr, data, **kwargs)
+        return Inputs(value, getattr(data, "booleans_possible", True))
 
 
 class RequestOutputSchema(_Strict):
@@ -94,7 +140,7 @@ class InferenceRequestSchema(_Strict):
             "output as binary data."
         }
     )
-    inputs = ma.fields.List(ma.fields.Nested(RequestInputSchema), required=True, validate=ma.validate.Length(1, 1000))
+    inputs = InputTensors(required=True, validate=ma.validate.Length(1, MAX_INPUTS))
     outputs = ma.fields.List(ma.fields.Nested(RequestOutputSchema), validate=ma.validate.Length(0, 2))
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 
 from app.errors import BadRequest
+from app.features import NUMBER_TYPES, packed_doubles
 
 #: Every datatype of the protocol (BF16 excepted: NumPy has none) and its little-endian NumPy dtype.
 DTYPES: dict[str, np.dtype] = {
@@ -38,6 +39,8 @@ DTYPES: dict[str, np.dtype] = {
     "BYTES": np.dtype(object),
 }
 DATATYPES = tuple(DTYPES)
+#: The datatypes whose JSON data may take the quick conversion (:func:`_float_values`).
+FLOATS = frozenset({"FP16", "FP32", "FP64"})
 #: The Python types JSON values of each kind of datatype parse to (bool is no int here).
 _NULL = frozenset({type(None)})
 _JSON_TYPES = {
@@ -56,6 +59,18 @@ class TensorError(BadRequest):
     """A tensor that is not what it says it is: 400, the protocol's status for a bad request."""
 
 
+class Inputs(list):
+    """A request's input tensors as its schema loaded them, and whether the JSON text they came from holds
+    a ``true`` or ``false`` (:class:`app.extensions.JsonObject`): where it holds none, numeric ``data``
+    is converted in one call without each value's type being checked first (:func:`from_json`)."""
+
+    __slots__ = ("booleans_possible",)
+
+    def __init__(self, specs: Sequence[dict[str, Any]] = (), booleans_possible: bool = True) -> None:
+        super().__init__(specs)
+        self.booleans_possible = booleans_possible
+
+
 @dataclass(frozen=True, slots=True)
 class Tensor:
     """One decoded input: its name, its datatype and its values as an array of its shape."""
@@ -69,6 +84,7 @@ def decode_inputs(inputs: Sequence[dict[str, Any]], binary: memoryview | bytes =
     """The request's inputs as arrays; ``binary`` is the body after the JSON header (binary extension)."""
     tensors: list[Tensor] = []
     offset = 0
+    booleans_possible = getattr(inputs, "booleans_possible", True)
     for spec in inputs:
         name, datatype, shape = spec["name"], spec["datatype"], spec["shape"]
         where = f"input '{name}'"
@@ -85,7 +101,7 @@ def decode_inputs(inputs: Sequence[dict[str, Any]], binary: memoryview | bytes =
             array = from_bytes(bytes(binary[offset : offset + size]), datatype, where)
             offset += size
         elif "data" in spec:
-            array = from_json(spec["data"], datatype, where)
+            array = from_json(spec["data"], datatype, where, booleans_possible)
         else:
             raise TensorError(f"{where}: has no 'data' (nor parameters.binary_data_size).")
         tensors.append(Tensor(name, datatype, _reshaped(array, shape, where)))
@@ -97,8 +113,18 @@ def decode_inputs(inputs: Sequence[dict[str, Any]], binary: memoryview | bytes =
     return tensors
 
 
-def from_json(data: Any, datatype: str, where: str) -> np.ndarray:
-    """JSON ``data`` (flat, or nested row-major) as a flat array of ``datatype``, every value checked."""
+def from_json(data: Any, datatype: str, where: str, booleans_possible: bool = True) -> np.ndarray:
+    """JSON ``data`` (flat, or nested row-major) as a flat array of ``datatype``, every value checked.
+
+    ``booleans_possible=False``: the JSON text holds no ``true`` or ``false`` (see :class:`Inputs`).
+    """
+    if datatype in FLOATS:
+        numbers = _float_values(data, booleans_possible)
+        if numbers is not None:
+            if datatype == "FP64":
+                return numbers
+            with np.errstate(over="ignore"):  # a float too large for FP32 becomes infinity: the model refuses it
+                return numbers.astype(DTYPES[datatype])
     flat = _flatten(data, where)
     found = set(map(type, flat))
     if list in found:
@@ -119,6 +145,34 @@ def from_json(data: Any, datatype: str, where: str) -> np.ndarray:
             return np.array(flat, dtype=dtype)
     except (OverflowError, ValueError):
         raise TensorError(f"{where}: a value is out of {datatype}'s range.") from None
+
+
+def _float_values(data: Any, booleans_possible: bool) -> np.ndarray | None:
+    """The common case in whole-list operations: a flat list, or regular rows, of numbers, as flat float64
+    values. None for anything else (nulls, deeper nesting, a bad value), which :func:`from_json` then
+    checks value by value. Whether each number is finite is the model's input's to say, as there."""
+    if type(data) is not list or not data:
+        return None
+    kinds = set(map(type, data))
+    if kinds <= NUMBER_TYPES:
+        try:
+            return np.array(data, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64: the precise path says so
+            return None
+    if kinds != {list}:
+        return None
+    widths = set(map(len, data))
+    if len(widths) != 1:
+        return None
+    count = len(data) * widths.pop()
+    if not booleans_possible:
+        return packed_doubles(data, count)
+    if not set(map(type, chain.from_iterable(data))) <= NUMBER_TYPES:
+        return None
+    try:
+        return np.fromiter(chain.from_iterable(data), dtype=np.float64, count=count)
+    except OverflowError:  # an integer beyond float64: the precise path says so
+        return None
 
 
 def _kind_text(kind: str) -> str:
@@ -178,7 +232,8 @@ def _reshaped(array: np.ndarray, shape: list[int], where: str) -> np.ndarray:
 
 def datatype_of(array: np.ndarray) -> str:
     """The protocol datatype of an output array (text and other objects are BYTES)."""
-    return _NUMPY_DATATYPE.get(array.dtype.newbyteorder("<").str, "BYTES")
+    found = _NUMPY_DATATYPE.get(array.dtype.str)  # a native little-endian array, as the model's nearly always are
+    return found if found is not None else _NUMPY_DATATYPE.get(array.dtype.newbyteorder("<").str, "BYTES")
 
 
 def output_tensor(name: str, array: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes]:
