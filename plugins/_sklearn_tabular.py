@@ -273,7 +273,7 @@ class TabularKernel:
 
     def _serves(self, X: Any) -> bool:
         return isinstance(X, Table) and (
-            self.dtypes is None or tuple(c.dtype.str for c in X.columns.values()) == self.dtypes
+            self.dtypes is None or tuple(str(c.dtype) for c in X.columns.values()) == self.dtypes
         )
 
     def _frame(self, X: Any) -> Any:
@@ -329,7 +329,12 @@ def trial_tables(entries: tuple[_Entry, ...], names: Sequence[str], dtypes: dict
     rows = 48
     columns: dict[str, np.ndarray] = {}
     for name in names:
-        columns[name] = np.linspace(-3.0, 3.0, rows) if dtypes[name] == "number" else np.full(rows, "a", dtype=object)
+        if dtypes[name] == "number":
+            columns[name] = np.linspace(-3.0, 3.0, rows)
+        elif dtypes[name] == "boolean":
+            columns[name] = np.arange(rows) % 2 == 0
+        else:
+            columns[name] = np.full(rows, "a", dtype=object)
     for entry in entries:
         for j, name in enumerate(entry.names):
             mean, spread = 0.0, 1.0

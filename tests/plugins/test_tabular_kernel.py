@@ -250,3 +250,12 @@ def test_requests_are_checked_and_answered_as_before(penguins_client):
     rows = [PENGUIN, {**PENGUIN, "island": 3}]
     response = penguins_client.post("/api/v1/batch-predict", json={"features": rows, "model_name": "penguins"})
     assert_error(response, 422, contains="row 1: Feature 'island' must be a string")
+
+
+def test_a_table_of_other_dtypes_than_verified_goes_to_scikit_learn(tmp_path):
+    """A sidecar may make a column a pandas categorical: not what the kernel was verified on; the DataFrame serves."""
+    model = load(write_penguins_pipeline(tmp_path))
+    X = penguins()[0].copy()
+    X["island"] = X["island"].astype("category")
+    table = Table({name: X[name].array if name == "island" else X[name].to_numpy() for name in X.columns}, len(X))
+    assert np.array_equal(model.predict_proba(table), penguins_model("pipeline").predict_proba(X))
