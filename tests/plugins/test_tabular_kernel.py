@@ -259,3 +259,10 @@ def test_a_table_of_other_dtypes_than_verified_goes_to_scikit_learn(tmp_path):
     X["island"] = X["island"].astype("category")
     table = Table({name: X[name].array if name == "island" else X[name].to_numpy() for name in X.columns}, len(X))
     assert np.array_equal(model.predict_proba(table), penguins_model("pipeline").predict_proba(X))
+
+
+def test_the_helper_module_is_imported_beside_the_adapter_and_never_taken_for_a_plugin():
+    module = tabular_module()
+    assert module is tabular_module() and module.__name__ == "modelserve_plugin_helpers._sklearn_tabular"
+    found = build_plugin_manager(BUILTIN_PLUGIN_DIR, AdapterSettings())
+    assert "_sklearn_tabular" not in [plugin.name for plugin in found.plugins]
