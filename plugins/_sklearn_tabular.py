@@ -45,35 +45,33 @@ def _missing(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class _Imputer:
+    """SimpleImputer's transform: each NaN replaced by its column's learnt value."""
+
     statistics: tuple[Any, ...]
 
-    def apply(self, columns: list[np.ndarray]) -> list[np.ndarray]:
-        out = []
-        for column, fill in zip(columns, self.statistics, strict=True):
-            mask = column != column  # NaN, in float and object columns alike (SimpleImputer's own test)
-            if mask.any():
-                column = column.copy()
-                column[mask] = fill
-            out.append(column)
-        return out
+    def apply(self, block: np.ndarray) -> np.ndarray:
+        mask = block != block  # NaN, in float and object columns alike (SimpleImputer's own test)
+        if not mask.any():
+            return block
+        numbers = all(isinstance(s, (int, float)) for s in self.statistics)
+        return np.where(mask, np.asarray(self.statistics, dtype=np.float64 if numbers else object), block)
 
 
 @dataclass(frozen=True)
 class _Scaler:
+    """StandardScaler's transform: ``X -= mean_``, then ``X /= scale_``, element by element."""
+
     mean: np.ndarray | None
     scale: np.ndarray | None
 
-    def apply(self, columns: list[np.ndarray]) -> list[np.ndarray]:
-        out = []
-        for j, column in enumerate(columns):
-            if column.dtype != np.float64:
-                raise Unsupported("StandardScaler given a column that is not float64")
-            if self.mean is not None:
-                column = column - self.mean[j]
-            if self.scale is not None:
-                column = column / self.scale[j]
-            out.append(column)
-        return out
+    def apply(self, block: np.ndarray) -> np.ndarray:
+        if block.dtype != np.float64:
+            raise ValueError("a StandardScaler given columns that are not float64")
+        if self.mean is not None:
+            block = block - self.mean
+        if self.scale is not None:
+            block = block / self.scale
+        return block
 
 
 #: A one-hot code: the value is the dropped category (all zeros), or is not a known category.
@@ -91,19 +89,26 @@ class _OneHot:
     widths: tuple[int, ...]
     ignore_unknown: bool
 
-    def write(self, columns: list[np.ndarray], out: np.ndarray, start: int) -> None:
+    def write(self, block: np.ndarray, out: np.ndarray, start: int) -> None:
         out[:, start : start + sum(self.widths)] = 0.0
-        rows = np.arange(out.shape[0])
-        for j, column in enumerate(columns):
-            values = column.tolist()
+        rows = np.arange(out.shape[0]) if out.shape[0] > 1 else None
+        for j in range(block.shape[1]):
+            values = block[:, j].tolist()
             get = self.positions[j].get
             codes = [get(v, _UNKNOWN) for v in values]
             if _UNKNOWN in codes:  # nulls (NaN never equals a key), or categories the encoder never saw
                 known = zip(codes, values, strict=True)
                 codes = [self._null_or_unknown(j, v) if c == _UNKNOWN else c for c, v in known]
-            found = np.asarray(codes, dtype=np.intp)
-            hit = found >= 0
-            out[rows[hit], start + found[hit]] = 1.0
+            if len(codes) == 1:  # one row: no index arrays to build
+                if codes[0] >= 0:
+                    out[0, start + codes[0]] = 1.0
+            else:
+                found = np.asarray(codes, dtype=np.intp)
+                hit = found >= 0
+                if hit.all():
+                    out[rows, start + found] = 1.0
+                else:
+                    out[rows[hit], start + found[hit]] = 1.0
             start += self.widths[j]
 
     def _null_or_unknown(self, j: int, value: Any) -> int:
@@ -245,7 +250,7 @@ class TabularKernel:
     """The pipeline's predictions from a :class:`Table`; any other input (or a table of other column
     dtypes than those it was verified on) goes to ``fallback``, scikit-learn's own path."""
 
-    def __init__(self, entries: tuple[_Entry, ...], final: Any, fallback: Any, dtypes: tuple[str, ...] | None = None):
+    def __init__(self, entries: tuple[_Entry, ...], final: Any, fallback: Any, dtypes: tuple[Any, ...] | None = None):
         self.entries = entries
         self.width = sum(e.width for e in entries)
         self.final = final
@@ -259,13 +264,13 @@ class TabularKernel:
         start = 0
         for entry in self.entries:
             columns = [table.columns[name] for name in entry.names]
+            block = np.column_stack(columns) if len(columns) > 1 else columns[0].reshape(-1, 1)
             for step in entry.steps:
-                columns = step.apply(columns)
+                block = step.apply(block)
             if entry.encoder is not None:
-                entry.encoder.write(columns, X, start)
+                entry.encoder.write(block, X, start)
             else:
-                for j, column in enumerate(columns):
-                    X[:, start + j] = column
+                X[:, start : start + entry.width] = block
             start += entry.width
         if np.isnan(X).any():  # what a linear model refuses
             raise ValueError("Input X contains NaN.")
@@ -273,7 +278,7 @@ class TabularKernel:
 
     def _serves(self, X: Any) -> bool:
         return isinstance(X, Table) and (
-            self.dtypes is None or tuple(str(c.dtype) for c in X.columns.values()) == self.dtypes
+            self.dtypes is None or tuple(c.dtype for c in X.columns.values()) == self.dtypes
         )
 
     def _frame(self, X: Any) -> Any:

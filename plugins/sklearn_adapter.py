@@ -98,7 +98,7 @@ class SklearnModel:
         if why is not None:
             log.warning("%s: the tabular kernel disagrees with scikit-learn %s; not using it", self.estimator, why)
             return {"serves": False, "reason": f"it disagrees with scikit-learn {why}"}
-        kernel.dtypes = tuple(str(column.dtype) for column in tables[0].columns.values())
+        kernel.dtypes = tuple(column.dtype for column in tables[0].columns.values())
         self._predict, self.kernel = kernel.predict, kernel.name
         if plain_proba is not None:
             self.predict_proba = kernel.predict_proba

@@ -192,7 +192,7 @@ def test_an_unsupported_step_falls_back_to_scikit_learn(tmp_path, columns, final
 def test_a_kernel_that_disagrees_is_refused(tmp_path, monkeypatch, caplog):
     tabular = tabular_module()
     scale = tabular._Scaler.apply
-    monkeypatch.setattr(tabular._Scaler, "apply", lambda self, columns: [c * 1.001 for c in scale(self, columns)])
+    monkeypatch.setattr(tabular._Scaler, "apply", lambda self, block: scale(self, block) * 1.001)
     model = load(write_penguins_pipeline(tmp_path))
     status = model.describe().extra["tabular_kernel"]
     assert not status["serves"] and "disagrees with scikit-learn" in status["reason"]
