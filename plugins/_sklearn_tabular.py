@@ -141,7 +141,7 @@ def _selected(selected: Any, names: Sequence[str]) -> tuple[str, ...]:
     if isinstance(selected, (str, int, np.integer)):
         selected = [selected]
     if isinstance(selected, slice) or callable(selected):
-        raise Unsupported(f"a column selection the kernel does not read: {selected!r}")
+        raise Unsupported(f"a column selection such as {selected!r}")
     items = list(selected)
     if items and all(isinstance(i, (bool, np.bool_)) for i in items):
         return tuple(n for n, keep in zip(names, items, strict=True) if keep)
@@ -152,7 +152,7 @@ def _selected(selected: Any, names: Sequence[str]) -> tuple[str, ...]:
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool) and 0 <= item < len(names):
             out.append(names[int(item)])
         else:
-            raise Unsupported(f"a column selection the kernel does not read: {item!r}")
+            raise Unsupported(f"a column selection such as {item!r}")
     return tuple(out)
 
 
@@ -232,10 +232,10 @@ def plan(pipeline: Any) -> tuple[tuple[_Entry, ...], Any]:
     """The ColumnTransformer's entries and the final step, or raise :class:`Unsupported` saying why."""
     steps = getattr(pipeline, "steps", None)
     if type(pipeline).__name__ != "Pipeline" or not steps or len(steps) != 2:
-        raise Unsupported("not a Pipeline of a ColumnTransformer and a model")
+        raise Unsupported(f"a {type(pipeline).__name__}: only a Pipeline of a ColumnTransformer and a model")
     columns, final = steps[0][1], steps[1][1]
     if type(columns).__name__ != "ColumnTransformer" or not hasattr(columns, "transformers_"):
-        raise Unsupported(f"its first step is a {type(columns).__name__}, not a fitted ColumnTransformer")
+        raise Unsupported(f"a Pipeline whose first step is a {type(columns).__name__}, not a fitted ColumnTransformer")
     names = [str(n) for n in getattr(pipeline, "feature_names_in_", ())]
     entries = []
     for _, transformer, selected in columns.transformers_:

@@ -36,7 +36,9 @@ class SklearnModel:
     for the estimator types below (LogisticRegression, forests and trees) the model is
     called without scikit-learn's per-call input validation, which is most of a
     single-row prediction's time. A fast path is used only if it gives exactly the
-    estimator's own answers on probe rows when the model loads.
+    estimator's own answers on probe rows when the model loads. A Pipeline fitted
+    on a table may be served from the request's typed columns by the tabular
+    kernel (``_sklearn_tabular.py``, beside this file), under the same condition.
     """
 
     def __init__(
