@@ -32,6 +32,9 @@ class AdapterSettings:
     #: Where compiled tree libraries are cached (the server's own directory:
     #: ``<registry.state_directory>/compiled-trees``). None: no native library, GTIL serves.
     compiled_trees_cache: Path | None = None
+    #: Serve tabular Pipelines from the request's typed columns when a model's sidecar does not say
+    #: (``"tabular_kernel": true/false``); see the scikit-learn adapter.
+    tabular_kernel: bool = True
     #: Where layouts that every worker maps read-only are written
     #: (``<registry.state_directory>/shared-models``); None: each worker keeps its own copy.
     #: See :class:`ModelSharing`.
@@ -68,6 +71,36 @@ class ModelDescription:
     #: Set when the model takes a DataFrame: its columns in training order. The core then gives
     #: ``predict`` a DataFrame of exactly these columns and dtypes, not a float64 matrix.
     columns: Sequence[Column] | None = None
+    #: With ``columns``: ``predict`` (and ``predict_proba``) also take a :class:`Table` of them, which the
+    #: core then gives instead of the DataFrame (building a DataFrame can cost more than the model).
+    takes_table: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A request's checked rows for a model fitted on a DataFrame, column by column, without the DataFrame.
+
+    ``columns`` maps each of ``describe().columns``, in order, to a 1-D array of
+    ``length`` values, typed as the DataFrame's column would be: float64 for a
+    number (NaN for null), object for a string (NaN for null), bool for a boolean
+    (object when it holds a null), and a pandas Categorical where the column's
+    dtype is ``category``. :meth:`frame` is the DataFrame the model would get otherwise.
+    """
+
+    columns: Mapping[str, Any]
+    length: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.length, len(self.columns)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.columns, copy=False)
 
 
 @dataclass(frozen=True)
@@ -95,7 +128,8 @@ class LoadedModel(Protocol):
 
     ``predict`` receives a 2-D float64 array whose rows the core has already
     checked (count of features, finite numbers, order of named features), or a
-    pandas DataFrame of ``describe().columns`` when the model describes them, and
+    pandas DataFrame of ``describe().columns`` when the model describes them (a
+    :class:`Table` of them when it says ``takes_table``), and
     returns one value per row: a class value from ``describe().classes`` for
     classifiers, a number for regressors.
     """

@@ -289,6 +289,12 @@ class RuntimeSection(_Section):
         "Serve tree ensembles through Treelite unless a sidecar says otherwise (pip install 'modelserve[trees]'); "
         "libraries compiled for them are cached in <registry.state_directory>/compiled-trees.",
     )
+    tabular_kernel = _bool(
+        True,
+        "Serve a scikit-learn Pipeline of a ColumnTransformer (one-hot, imputed, scaled columns) and a linear model "
+        "with NumPy from the request's columns, without a DataFrame, where it answers as scikit-learn does on trial "
+        "rows when the model loads (a sidecar's tabular_kernel: false opts a model out).",
+    )
     share_models = _bool(
         True,
         "Serve scikit-learn forests from one copy per machine: a file in <registry.state_directory>/shared-models "

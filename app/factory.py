@@ -80,6 +80,7 @@ def register_services(app: Flask, settings: dict[str, Any]) -> Services:
         compute_threads=runtime["compute_threads"],
         compiled_trees=runtime["compiled_trees"],
         compiled_trees_cache=Path(settings["registry"]["state_directory"]) / "compiled-trees",
+        tabular_kernel=runtime["tabular_kernel"],
         shared_models_dir=Path(settings["registry"]["state_directory"]) / "shared-models"
         if runtime["share_models"]
         else None,

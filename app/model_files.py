@@ -62,6 +62,8 @@ class SidecarSchema(ma.Schema):
     auto_load = StrictBoolean()
     #: Serve a tree ensemble through Treelite, natively compiled or GTIL (overrides runtime.compiled_trees).
     compiled_trees = StrictBoolean()
+    #: False: a tabular scikit-learn Pipeline is served through scikit-learn, not NumPy (runtime.tabular_kernel).
+    tabular_kernel = StrictBoolean()
     #: False: each worker keeps its own copy, even where a shared layout exists (runtime.share_models).
     share_memory = StrictBoolean()
 

@@ -6,7 +6,9 @@ fast path, unchanged); a model fitted on a DataFrame gets one with its
 training column order and dtypes, categoricals as ``category`` with the
 training categories, each value checked against the model's
 :class:`~app.signature.Signature` first, so a bad request is a 422 naming the
-column (and, in a batch, the row) rather than the model's exception.
+column (and, in a batch, the row) rather than the model's exception. A model
+whose adapter says it ``takes_table`` gets those typed columns as an
+:class:`~app.adapters.Table` instead, with no DataFrame built.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app import signature as signatures
+from app.adapters import Table
 from app.errors import InvalidFeatures
 from app.features import (
     NUMBER_TYPES,
@@ -35,11 +38,9 @@ from app.features import (
 from app.signature import Field, Signature
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from app.registry.served import ServedModel
 
-ModelInput = Any  # np.ndarray | pandas.DataFrame: pandas is imported only for models that take one
+ModelInput = Any  # np.ndarray | Table | pandas.DataFrame: pandas is imported only for models that take one
 _SHOWN_CATEGORIES = 20
 
 
@@ -74,7 +75,7 @@ def model_input(served: ServedModel, rows: Features | Columns | np.ndarray | Seq
     if isinstance(rows, Columns):
         sig = signature_of(served)
         if sig.frame and sig.names is not None and rows.data.keys() == set(sig.names):
-            return _frame(sig, [rows.data[name] for name in sig.names])
+            return _table_input(served, _table(sig, [rows.data[name] for name in sig.names]))
         rows = rows.features()
     if not isinstance(rows, (Features, np.ndarray)):
         try:
@@ -86,7 +87,12 @@ def model_input(served: ServedModel, rows: Features | Columns | np.ndarray | Seq
         rows = typed_text(sig, rows.rows)
     if not sig.frame:
         return model_matrix(rows, len(sig.fields) or None, sig.names, served.name, sig.nullable)
-    return frame_of(sig, rows, served.name)
+    return _table_input(served, table_of(sig, rows, served.name))
+
+
+def _table_input(served: ServedModel, table: Table) -> ModelInput:
+    """The table itself for a model that takes one (its adapter says so), else its DataFrame."""
+    return table if served.description.takes_table else table.frame()
 
 
 def first_message(messages: list[str] | dict[int, list[str]]) -> str:
@@ -133,8 +139,8 @@ def _read(field: Field | None, name: Any, text: Any, where: str) -> Value:
     return number
 
 
-def frame_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> pd.DataFrame:
-    """The rows as a DataFrame of the signature's columns, every value checked against its column."""
+def table_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> Table:
+    """The rows as a :class:`Table` of the signature's columns, every value checked against its column."""
     matrix = rows if isinstance(rows, np.ndarray) else rows.matrix
     raw: Sequence[Row] = matrix.tolist() if matrix is not None else rows.rows  # type: ignore[union-attr]
     names = sig.names or ()
@@ -143,15 +149,13 @@ def frame_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> pd
         columns: list[Sequence[Value]] = [[row[name] for row in raw] for name in names]  # type: ignore[index]
     else:
         columns = list(zip(*ordered_rows(raw, len(sig.fields), sig.names, model_name), strict=True))
-    return _frame(sig, columns)
+    return _table(sig, columns)
 
 
-def _frame(sig: Signature, columns: Sequence[Sequence[Value]]) -> pd.DataFrame:
-    """The signature's columns (values in its order), each checked, as a DataFrame."""
-    import pandas as pd
-
+def _table(sig: Signature, columns: Sequence[Sequence[Value]]) -> Table:
+    """The signature's columns (values in its order), each checked, as typed arrays."""
     data = {column.name: _column(column, values) for column, values in zip(sig.fields, columns, strict=True)}
-    return pd.DataFrame(data, copy=False)
+    return Table(data, len(columns[0]) if columns else 0)
 
 
 #: What each column type takes, and how a message names it.
@@ -245,8 +249,7 @@ def probe_signature(served: ServedModel) -> Signature:
 
     def accepts(row: list[Any]) -> bool:
         try:
-            X = frame_of(permissive, Features(rows=(row,)), served.name) if sig.frame else _nan_row(row)
-            run_once(served, X)
+            run_once(served, _one_row(served, permissive, row))
         except Exception:
             return False
         return True
@@ -254,8 +257,11 @@ def probe_signature(served: ServedModel) -> Signature:
     return signatures.probe(sig, accepts, declared) if sig.fields else sig
 
 
-def _nan_row(row: list[Any]) -> np.ndarray:
-    return np.asarray([[math.nan if v is None else v for v in row]], dtype=np.float64)
+def _one_row(served: ServedModel, sig: Signature, row: list[Any]) -> ModelInput:
+    """One row as the model's input: a float64 row (NaN for null), or its typed columns."""
+    if not sig.frame:
+        return np.asarray([[math.nan if v is None else v for v in row]], dtype=np.float64)
+    return _table_input(served, table_of(sig, Features(rows=(row,)), served.name))
 
 
 def trial_input(served: ServedModel) -> ModelInput | None:
@@ -263,8 +269,7 @@ def trial_input(served: ServedModel) -> ModelInput | None:
     sig = signature_of(served)
     if not sig.fields:
         return None
-    row = signatures.example_row(sig)
-    return frame_of(sig, Features(rows=(row,)), served.name) if sig.frame else np.asarray([row], dtype=np.float64)
+    return _one_row(served, sig, signatures.example_row(sig))
 
 
 def run_once(served: ServedModel, X: ModelInput) -> None:

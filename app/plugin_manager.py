@@ -83,6 +83,21 @@ def _import_file(path: Path, module_name: str) -> ModuleType:
     return module
 
 
+def import_beside(plugin_file: str, stem: str) -> ModuleType:
+    """The helper module ``<stem>.py`` beside a plugin file, imported once under the plugin's private package.
+
+    Plugins are files imported by path, not a package, so a plugin cannot
+    ``import`` its own helpers; a helper's name starts with ``_``, which keeps
+    the plugins directory's loader from taking it for a plugin.
+    """
+    module_name = f"modelserve_plugin_helpers.{stem}"
+    found = sys.modules.get(module_name)
+    path = Path(plugin_file).with_name(f"{stem}.py")
+    if found is not None and getattr(found, "__file__", None) == str(path):
+        return found
+    return _import_file(path, module_name)
+
+
 def _candidates(plugin_dir: Path | None) -> list[tuple[PluginInfo, Any]]:
     """Yield (info, loader) pairs; the loader returns the plugin object or raises."""
     from app import __version__

@@ -36,10 +36,18 @@ class SklearnModel:
     for the estimator types below (LogisticRegression, forests and trees) the model is
     called without scikit-learn's per-call input validation, which is most of a
     single-row prediction's time. A fast path is used only if it gives exactly the
-    estimator's own answers on probe rows when the model loads.
+    estimator's own answers on probe rows when the model loads. A Pipeline fitted
+    on a table may be served from the request's typed columns by the tabular
+    kernel (``_sklearn_tabular.py``, beside this file), under the same condition.
     """
 
-    def __init__(self, estimator: Any, compiled: Any = None, private_because: str = "not asked to share"):
+    def __init__(
+        self,
+        estimator: Any,
+        compiled: Any = None,
+        private_because: str = "not asked to share",
+        no_tables_because: str | None = "not asked",
+    ):
         self.estimator = estimator
         self._private_because = private_because
         self._named = hasattr(estimator, "feature_names_in_")
@@ -68,6 +76,36 @@ class SklearnModel:
             self._predict = plain_predict
             if plain_proba is not None:
                 self.predict_proba = plain_proba
+        self._columns = sklearn_columns(estimator)
+        self.tabular: dict[str, Any] | None = None  # whether the tabular kernel serves (models fitted on a table)
+        if self._columns is not None:
+            self.tabular = self._serve_tables(no_tables_because, plain_predict, plain_proba)
+
+    def _serve_tables(self, no_because: str | None, plain_predict: Any, plain_proba: Any) -> dict[str, Any]:
+        """Serve :class:`~app.adapters.Table` inputs through the NumPy kernel if it fits and agrees."""
+        if no_because is not None:
+            return {"serves": False, "reason": no_because}
+        from app.plugin_manager import import_beside
+
+        tabular = import_beside(__file__, "_sklearn_tabular")
+        proba, both = getattr(self, "predict_proba", None), getattr(self, "predict_with_proba", None)
+        fallback = _FramePath(self._predict, proba, both)
+        try:
+            entries, final = tabular.plan(self.estimator)
+            kernel = tabular.TabularKernel(entries, _final_kernel(final, tabular), fallback)
+        except tabular.Unsupported as exc:
+            return {"serves": False, "reason": f"the kernel does not compute {exc}"}
+        tables = tabular.trial_tables(entries, [c.name for c in self._columns], {c.name: c.type for c in self._columns})
+        why = tabular.disagreement(kernel, plain_predict, plain_proba, tables)
+        if why is not None:
+            log.warning("%s: the tabular kernel disagrees with scikit-learn %s; not using it", self.estimator, why)
+            return {"serves": False, "reason": f"it disagrees with scikit-learn {why}"}
+        kernel.dtypes = tuple(column.dtype for column in tables[0].columns.values())
+        self._predict, self.kernel = kernel.predict, kernel.name
+        if plain_proba is not None:
+            self.predict_proba = kernel.predict_proba
+            self.predict_with_proba = kernel.predict_with_proba
+        return {"serves": True, "reason": None}
 
     def _quiet(self, method: Any) -> Any:
         if not self._named:
@@ -96,9 +134,24 @@ class SklearnModel:
             n_features=getattr(est, "n_features_in_", None),
             feature_names=[str(n) for n in names] if names is not None else None,
             classes=list(classes) if classes is not None else None,
-            extra={"kernel": self.kernel},
-            columns=sklearn_columns(est),
+            extra={"kernel": self.kernel, **({"tabular_kernel": self.tabular} if self.tabular else {})},
+            columns=self._columns,
+            takes_table=bool(self.tabular and self.tabular["serves"]),
         )
+
+
+class _FramePath:
+    """The model's answers for a DataFrame, as they were before the tabular kernel: what it falls back on."""
+
+    def __init__(self, predict: Any, proba: Any, both: Any):
+        self.predict = predict
+        self._proba = proba
+        self._both = both
+
+    def predict_with_proba(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        if self._both is not None:
+            return self._both(X)
+        return self.predict(X), self._proba(X)
 
 
 class _Kernel:
@@ -151,9 +204,7 @@ def _pipeline_kernel(estimator: Any) -> _Kernel | None:
     steps = getattr(estimator, "steps", None)
     if not steps or len(steps) < 2 or not hasattr(estimator, "classes_"):
         return None
-    final = steps[-1][1]
-    proba = getattr(final, "predict_proba", None)
-    kernel = _verified(_internal_kernel(final), final, final.predict, proba) or _by_definition(final)
+    kernel = _step_kernel(steps[-1][1])
     if kernel is None or kernel.classes is None:
         return None
     transform = estimator[:-1].transform
@@ -162,6 +213,25 @@ def _pipeline_kernel(estimator: Any) -> _Kernel | None:
         return kernel.predict_with_proba(transform(X))
 
     return _Kernel(f"pipeline+{kernel.name}", None, kernel.classes, predict=both)
+
+
+def _step_kernel(final: Any) -> _Kernel | None:
+    """A pipeline's final step's verified kernel (for the numbers its transforms give), if it has one."""
+    proba = getattr(final, "predict_proba", None)
+    return _verified(_internal_kernel(final), final, final.predict, proba) or _by_definition(final)
+
+
+def _final_kernel(final: Any, tabular: Any) -> Any:
+    """The final step of a tabular pipeline as the tabular kernel computes it (LogisticRegression: its own
+    kernel; the other linear models: their arithmetic), or raise ``tabular.Unsupported``."""
+    from sklearn.linear_model import LogisticRegression
+
+    if type(final) is not LogisticRegression:
+        return tabular.linear_final(final)
+    kernel = _step_kernel(final)
+    if kernel is None:
+        raise tabular.Unsupported("this LogisticRegression (no verified kernel)")
+    return kernel
 
 
 def _by_definition(estimator: Any) -> _Kernel | None:
@@ -356,7 +426,12 @@ class SklearnAdapter:
             forest = _as_forest(estimator)
             predictors = compile_trees(forest, "sklearn", settings.compute_threads, settings.compiled_trees_cache)
             compiled = [_compiled_kernel(predictor, estimator) for predictor in predictors]
-        return SklearnModel(estimator, compiled, private_because)
+        no_tables_because = None
+        if not self.settings.tabular_kernel and "tabular_kernel" not in metadata:
+            no_tables_because = "runtime.tabular_kernel is off"
+        elif not metadata.get("tabular_kernel", True):
+            no_tables_because = "its metadata file says tabular_kernel: false"
+        return SklearnModel(estimator, compiled, private_because, no_tables_because)
 
     def _load_estimator(self, path: Path, metadata: Mapping[str, Any]) -> Any:
         if path.suffix.lower() == ".skops":

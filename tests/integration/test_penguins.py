@@ -156,3 +156,10 @@ def test_one_row_in_each_format_of_predict(server, body):
     assert response.status_code == 200, response.text
     X = pd.DataFrame([PENGUIN], dtype=object).astype({c: float for c in COLUMNS[1:5]}).fillna(np.nan)
     assert response.json()["probabilities"] == penguins_model("pipeline").predict_proba(X)[0].tolist()
+
+
+def test_the_pipeline_is_served_by_the_tabular_kernel(server):
+    """The answers above come from the NumPy kernel (runtime.tabular_kernel is on by default), not pandas."""
+    details = server.get("/api/v1/models/penguins/info").json()["details"]
+    assert details["tabular_kernel"] == {"serves": True, "reason": None}
+    assert details["kernel"] == "tabular+logistic-internals"

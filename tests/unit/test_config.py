@@ -81,7 +81,12 @@ def test_defaults(environ):
         "redis_prefix": "modelserve",
         "sync_interval_ms": 0,
     }
-    assert config["runtime"] == {"compute_threads": 1, "compiled_trees": False, "share_models": True}
+    assert config["runtime"] == {
+        "compute_threads": 1,
+        "compiled_trees": False,
+        "tabular_kernel": True,
+        "share_models": True,
+    }
 
 
 def test_project_config_files_are_read_when_no_file_is_named():
