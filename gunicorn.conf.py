@@ -138,6 +138,9 @@ PREIMPORTED = (
     "app.pipeline",
     "flask_swagger_ui",
     "threadpoolctl",
+    "app.allocator",
+    "concurrent.futures.thread",  # gthread's pool, imported when a worker starts it
+    "encodings.idna",  # the idna codec, imported on a worker's first requests
 )
 
 
