@@ -139,6 +139,7 @@ PREIMPORTED = (
     "flask_swagger_ui",
     "threadpoolctl",
     "app.allocator",
+    "app.provenance",
     "concurrent.futures.thread",  # gthread's pool, imported when a worker starts it
     "encodings.idna",  # the idna codec, imported on a worker's first requests
 )
@@ -160,6 +161,12 @@ def _import_before_fork(server):
 
     for module in PREIMPORTED:
         importlib.import_module(module)
+    # What is installed, read once: the plugin packages, the library versions the adapters compare with.
+    from app.plugin_manager import list_package_plugins
+    from app.provenance import running_versions
+
+    list_package_plugins()
+    running_versions()
     gc.collect()
     gc.freeze()
     server.log.info("imported %d modules before fork (api.prefork_imports)", len(sys.modules))
