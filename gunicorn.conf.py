@@ -152,7 +152,8 @@ def _import_before_fork(server):
     started (BLAS was limited to one thread above; scikit-learn, XGBoost and their OpenMP load in
     the workers). It brings a new worker's first prediction forward, and the modules' objects
     stay in pages the workers share copy-on-write. Frozen out of the garbage collector, the
-    workers' collections do not write to (and so copy) every page of them.
+    workers' collections do not write to (and so copy) every page of them. What is installed (the
+    plugin packages, the library versions) is read here too, once, instead of in every worker.
     api.prefork_imports turns it off (docs/shared-memory.md has the measurements).
     """
     if not _settings["api"]["prefork_imports"]:
