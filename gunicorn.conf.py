@@ -138,6 +138,10 @@ PREIMPORTED = (
     "app.pipeline",
     "flask_swagger_ui",
     "threadpoolctl",
+    "app.allocator",
+    "app.provenance",
+    "concurrent.futures.thread",  # gthread's pool, imported when a worker starts it
+    "encodings.idna",  # the idna codec, imported on a worker's first requests
 )
 
 
@@ -148,7 +152,8 @@ def _import_before_fork(server):
     started (BLAS was limited to one thread above; scikit-learn, XGBoost and their OpenMP load in
     the workers). It brings a new worker's first prediction forward, and the modules' objects
     stay in pages the workers share copy-on-write. Frozen out of the garbage collector, the
-    workers' collections do not write to (and so copy) every page of them.
+    workers' collections do not write to (and so copy) every page of them. What is installed (the
+    plugin packages, the library versions) is read here too, once, instead of in every worker.
     api.prefork_imports turns it off (docs/shared-memory.md has the measurements).
     """
     if not _settings["api"]["prefork_imports"]:
@@ -157,6 +162,12 @@ def _import_before_fork(server):
 
     for module in PREIMPORTED:
         importlib.import_module(module)
+    # What is installed, read once: the plugin packages, the library versions the adapters compare with.
+    from app.plugin_manager import list_package_plugins
+    from app.provenance import running_versions
+
+    list_package_plugins()
+    running_versions()
     gc.collect()
     gc.freeze()
     server.log.info("imported %d modules before fork (api.prefork_imports)", len(sys.modules))

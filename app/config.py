@@ -353,11 +353,16 @@ def _set(tree: dict[str, Any], dotted: str, value: Any, sources: dict[str, str],
     sources[dotted] = source
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+
+
+def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"configuration file {path} is not valid YAML: {exc}".replace("\n", " ")) from None
     if data is None:
@@ -377,6 +382,24 @@ def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
     return prefix.removesuffix("_schema.").rstrip("."), str(messages)
 
 
+class _LastLoaded:
+    """The last configuration :func:`load_config` validated without overrides, and what it was read from.
+
+    gunicorn.conf.py validates the configuration in the master; every worker's ``create_app()``
+    then reads the same files and environment. A worker that finds them unchanged (the same text,
+    the same variables) takes a copy of the master's result instead of parsing YAML again: the
+    parser's code and objects are pages of the master the worker would otherwise write to, and so
+    copy (reference counts, CPython's adaptive counters), once per worker.
+    """
+
+    def __init__(self) -> None:
+        self.inputs: tuple[Any, ...] | None = None
+        self.config: dict[str, Any] = {}
+
+
+_last_loaded = _LastLoaded()
+
+
 def load_config(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -389,6 +412,17 @@ def load_config(
     ``overrides`` (what ``create_app(config=...)`` receives).
     """
     environ = os.environ if environ is None else environ
+    files = [
+        (path, _read_text(path))
+        for env_name, default_path in DEFAULT_CONFIG_FILES
+        for path in [Path(environ[env_name]) if environ.get(env_name) else default_path]
+        if environ.get(env_name) or path.exists()
+    ]
+    variables = {name: environ[name] for name in ENV_VARS if environ.get(name)}
+    inputs = (tuple((str(path), text) for path, text in files), tuple(sorted(variables.items())))
+    if not overrides and _last_loaded.inputs == inputs:
+        return copy.deepcopy(_last_loaded.config)
+
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
 
@@ -396,20 +430,17 @@ def load_config(
         for dotted, value in _flatten(layer).items():
             _set(merged, dotted, copy.deepcopy(value), sources, source)
 
-    for env_name, default_path in DEFAULT_CONFIG_FILES:
-        path = Path(environ[env_name]) if environ.get(env_name) else default_path
-        if environ.get(env_name) or path.exists():
-            apply(_read_yaml(path), str(path))
-    for env_name, dotted in ENV_VARS.items():
-        raw = environ.get(env_name)
-        if raw is not None and raw != "":
-            value = raw if dotted in RAW_ENV_KEYS else _parse_env(raw)
-            _set(merged, dotted, value, sources, f"environment variable {env_name}")
+    for path, text in files:
+        apply(_parse_yaml(text, path), str(path))
+    for env_name, raw in variables.items():
+        dotted = ENV_VARS[env_name]
+        value = raw if dotted in RAW_ENV_KEYS else _parse_env(raw)
+        _set(merged, dotted, value, sources, f"environment variable {env_name}")
     if overrides:
         apply(overrides, "create_app(config=...)")
 
     try:
-        return ConfigSchema().load(merged)
+        config = ConfigSchema().load(merged)
     except ma.ValidationError as exc:
         key, message = _first_error(exc.messages)
         source = next(
@@ -417,6 +448,9 @@ def load_config(
             _source_of_section(key, sources),
         )
         raise ConfigError(f"invalid configuration: {key}: {message} (from {source})") from None
+    if not overrides:
+        _last_loaded.inputs, _last_loaded.config = inputs, copy.deepcopy(config)
+    return config
 
 
 def _parse_env(raw: str) -> Any:

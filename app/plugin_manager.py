@@ -114,17 +114,35 @@ def _candidates(plugin_dir: Path | None) -> list[tuple[PluginInfo, Any]]:
                 continue
             info = PluginInfo(name=path.stem, source="plugins_dir", location=str(path))
             found.append((info, lambda p=path: _import_file(p, f"modelserve_dropin_plugins.{p.stem}")))
-    for ep in importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
-        dist = ep.dist
-        info = PluginInfo(
-            name=ep.name,
-            source="package",
-            location=ep.value,
-            package=dist.name if dist else None,
-            version=dist.version if dist else None,
-        )
+    for ep, package, version in _listed_before_fork[0] if _listed_before_fork else _package_entry_points():
+        info = PluginInfo(name=ep.name, source="package", location=ep.value, package=package, version=version)
         found.append((info, ep.load))
     return found
+
+
+PackageEntryPoint = tuple[importlib.metadata.EntryPoint, str | None, str | None]
+#: What :func:`list_package_plugins` found in gunicorn's master; empty elsewhere (each build looks).
+_listed_before_fork: list[tuple[PackageEntryPoint, ...]] = []
+
+
+def _package_entry_points() -> tuple[PackageEntryPoint, ...]:
+    """The installed packages' adapter entry points, each with its distribution's name and version."""
+    found = []
+    for ep in importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
+        dist = ep.dist
+        found.append((ep, dist.name if dist else None, dist.version if dist else None))
+    return tuple(found)
+
+
+def list_package_plugins() -> None:
+    """Look up the plugin packages once, in gunicorn's master before it forks (``api.prefork_imports``).
+
+    Finding entry points reads every installed distribution's metadata; in each worker that
+    runs code and touches objects of the master's, pages a worker then copies. Listed here,
+    the workers share the list and load the plugins from it. Like a module the master
+    imported, a plugin package installed later is found when the server restarts.
+    """
+    _listed_before_fork[:] = [_package_entry_points()]
 
 
 def _validate_adapter(adapter: Any) -> str | None:

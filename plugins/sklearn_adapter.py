@@ -456,11 +456,14 @@ class SklearnAdapter:
         from importlib.metadata import version
 
         from app.model_files import sha256_of
+        from app.provenance import running_versions
         from app.shared_forests import SharedForestModel
         from app.shared_trees import LayoutStore, SharingUnavailable, layout_key, release_freed_memory
 
         store = LayoutStore(self.settings.shared_models_dir)
-        key = layout_key(metadata.get("sha256") or sha256_of(path), f"scikit-learn {version('scikit-learn')}")
+        # The installed version, as the master read it before fork (version() raises if there is none).
+        sklearn_version = running_versions().get("scikit-learn") or version("scikit-learn")
+        key = layout_key(metadata.get("sha256") or sha256_of(path), f"scikit-learn {sklearn_version}")
         try:
             mapped = store.find(key)
         except SharingUnavailable as exc:  # damaged: written again below

@@ -4,12 +4,15 @@ and the model lifecycle hooks."""
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
+import sys
 
 import pytest
 
-from app import __version__
+from app import __version__, plugin_manager
 from app.adapters import AdapterSettings
+from app.hookspecs import ENTRY_POINT_GROUP
 from app.plugin_manager import BUILTIN_PLUGIN_DIR, PluginStartupError, build_plugin_manager
 from tests.factories import KNOWN_ROWS, write_sklearn_classifier, write_sklearn_regressor
 from tests.helpers import assert_error
@@ -134,6 +137,32 @@ def test_a_plugins_dir_that_is_the_builtin_folder_does_not_load_them_twice():
     """The default config points ``plugins.directory`` at the project's own ``plugins/`` folder."""
     plugins = build_plugin_manager(BUILTIN_PLUGIN_DIR, AdapterSettings())
     assert [info.name for info in plugins.plugins if info.source != "package"] == list(BUILTINS)
+
+
+def test_plugin_packages_listed_before_fork_are_what_each_build_loads(tmp_path, monkeypatch):
+    """gunicorn's master lists the plugin packages once (api.prefork_imports); its workers do not look again."""
+    (tmp_path / "listed_tripler.py").write_text(adapter_plugin_source(), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = importlib.metadata.EntryPoint(name="tripler", value="listed_tripler", group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugin_manager, "_listed_before_fork", [])
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [entry] if group == ENTRY_POINT_GROUP else [])
+    plugin_manager.list_package_plugins()
+
+    def not_again(group):
+        raise AssertionError("entry points looked up again after the listing")
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", not_again)
+    try:
+        for _ in range(2):
+            info = by_name(build_plugin_manager(tmp_path / "no-such-dir", AdapterSettings()))["tripler"]
+            assert (info.source, info.status, info.location, info.adapters) == (
+                "package",
+                "active",
+                "listed_tripler",
+                ["triple"],
+            )
+    finally:
+        sys.modules.pop("listed_tripler", None)
 
 
 def test_a_dropped_in_plugin_is_discovered(plugin_dir, write_plugin):

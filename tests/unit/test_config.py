@@ -200,6 +200,57 @@ def test_overrides_are_not_mutated(environ):
     assert overrides == {"models": {"max_models": 2}, "security": {"cors_origins": ["http://a"]}}
 
 
+# --- a worker reuses the master's result ------------------------------------
+
+
+def count_yaml_parses(monkeypatch) -> list[int]:
+    parses = [0]
+    real = yaml.safe_load
+
+    def counting(text):
+        parses[0] += 1
+        return real(text)
+
+    monkeypatch.setattr("app.config.yaml.safe_load", counting)
+    return parses
+
+
+def test_unchanged_files_and_environment_are_not_parsed_again(environ, config_file, monkeypatch):
+    write_yaml(config_file, {"api": {"port": 9001}})
+    first = load_config(environ=environ)
+    parses = count_yaml_parses(monkeypatch)
+    again = load_config(environ=environ)
+    assert again == first and parses == [0]
+    again["api"]["port"] = 1  # a copy: what the next caller gets is unchanged
+    assert load_config(environ=environ)["api"]["port"] == 9001
+
+
+def test_a_changed_file_of_the_same_size_is_read_again(environ, config_file):
+    write_yaml(config_file, "api:\n  port: 9001\n")
+    assert load_config(environ=environ)["api"]["port"] == 9001
+    write_yaml(config_file, "api:\n  port: 9002\n")
+    assert load_config(environ=environ)["api"]["port"] == 9002
+
+
+def test_a_changed_environment_variable_is_read_again(environ):
+    assert load_config(environ={**environ, "API_PORT": "9001"})["api"]["port"] == 9001
+    assert load_config(environ={**environ, "API_PORT": "9002"})["api"]["port"] == 9002
+    assert load_config(environ=environ)["api"]["port"] == 8000
+
+
+def test_overrides_neither_use_nor_replace_the_last_result(environ):
+    assert load_config(environ=environ)["api"]["port"] == 8000
+    assert load_config({"api": {"port": 9003}}, environ=environ)["api"]["port"] == 9003
+    assert load_config(environ=environ)["api"]["port"] == 8000
+
+
+def test_a_bad_file_is_refused_again_after_a_good_load(environ, config_file):
+    load_config(environ=environ)
+    write_yaml(config_file, {"api": {"port": 0}})
+    assert "api.port" in config_error(environ)
+    assert "api.port" in config_error(environ)
+
+
 def test_an_empty_section_in_a_later_layer_changes_nothing(environ, config_file):
     write_yaml(config_file, {"api": {"port": 9000}})
     assert load_config({"api": {}}, environ=environ)["api"]["port"] == 9000
