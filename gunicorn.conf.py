@@ -110,11 +110,10 @@ def on_starting(server):
 
 #: Flask, flask-smorest, marshmallow, webargs, apispec, numpy, limits, and our modules (import does nothing).
 #: app.metrics brings prometheus_client, which must come after PROMETHEUS_MULTIPROC_DIR is set (on_starting).
-#: Measured (bench/memory_sharing.py, the 176 MB forest, later starts): with these modules and
-#: gc.freeze() here, plus api.worker_malloc, 8 workers hold 296.9 MiB of PSS in all against 314.0
-#: before (1 worker: 144.5 against 146.3); each worker shares the modules instead of importing them.
+#: Each worker shares these modules instead of importing them again (with gc.freeze() here and
+#: api.worker_malloc: bench/memory_sharing.py measures it; docs/shared-memory.md has the figures).
 #: Not scikit-learn, SciPy, pandas or XGBoost: a worker serving shared forests from their layout files
-#: never imports them (measured: importing them here added 144 MiB of PSS at 1 worker, 175 MiB at 8),
+#: never imports them (importing them here costs far more PSS than it saves, see the same page),
 #: and they would bring OpenMP and pyarrow's allocator thread into the master.
 PREIMPORTED = (
     "app.factory",
