@@ -49,14 +49,16 @@ class ModelServeApi(Api):
 
 
 class JsonObject(dict):
-    """A JSON object parsed from a request body, and whether the body's text holds a JSON boolean.
+    """A JSON object parsed from a request body, whether the body's text holds a JSON boolean, and
+    whether its numbers are all finite as float64.
 
-    Where it holds none, no value in the object is a boolean either, which lets
-    the features be converted without checking each value's type
-    (:func:`app.features.check_rows`).
+    Where it holds no boolean, no value in the object is one either, which lets
+    the features be converted without checking each value's type; where orjson
+    parsed it (it refuses NaN, infinities and numbers beyond float64), no number
+    needs checking for finiteness (:func:`app.features.check_rows`).
     """
 
-    __slots__ = ("booleans_possible",)
+    __slots__ = ("booleans_possible", "numbers_finite")
 
 
 class JsonBodyParser(FlaskParser):
@@ -79,9 +81,11 @@ class JsonBodyParser(FlaskParser):
 
     def parse_body(self, data: bytes) -> Any:
         """JSON text as Python, a JSON object as a :class:`JsonObject`; 400 when it is no JSON."""
+        numbers_finite = True
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
+            numbers_finite = False  # the standard library takes NaN, Infinity, 1e400 and integers of any size
             try:
                 parsed = json.loads(data)
             except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -90,6 +94,7 @@ class JsonBodyParser(FlaskParser):
             return parsed
         found = JsonObject(parsed)
         found.booleans_possible = b"true" in data or b"false" in data
+        found.numbers_finite = numbers_finite
         return found
 
 
@@ -119,6 +124,7 @@ def csv_body(req: Any) -> Any:
     for name, value in req.args.items():
         found[name] = {"true": True, "false": False}.get(value, value) if name == "return_probabilities" else value
     found.booleans_possible = True
+    found.numbers_finite = True  # cells are text, typed later by the model's signature: no number yet
     return found
 
 

@@ -89,13 +89,15 @@ def check_row(value: Any) -> Features:
     return Features(rows=(value,))
 
 
-def check_rows(value: list[Any], booleans_possible: bool = True) -> Features:
+def check_rows(value: list[Any], booleans_possible: bool = True, numbers_finite: bool = False) -> Features:
     """1 to :data:`MAX_BATCH_ROWS` samples (the count is the schema's to check); bad rows reported by index.
 
     ``booleans_possible=False`` says the JSON text the rows came from holds no
     ``true`` or ``false``: the values are then packed as C doubles in one call,
     which refuses strings, nulls and lists but would take a boolean for a
     number, instead of having each value's type checked first.
+    ``numbers_finite=True`` says every number in them is finite as a float64
+    (orjson parsed them), which typed rows then need not check.
     """
     if value and set(map(type, value)) == {list}:
         widths = set(map(len, value))
@@ -109,7 +111,7 @@ def check_rows(value: list[Any], booleans_possible: bool = True) -> Features:
                     matrix = _packed_matrix(value, width)
                 if matrix is not None:
                     return Features(matrix=matrix)
-    elif value and set(map(type, value)) <= {dict, list} and _scalar_rows(value):
+    elif value and set(map(type, value)) <= {dict, list} and _scalar_rows(value, numbers_finite):
         return Features(rows=tuple(value))
     errors: dict[int, list[str]] = {}
     for index, row in enumerate(value):
@@ -122,14 +124,22 @@ def check_rows(value: list[Any], booleans_possible: bool = True) -> Features:
     return Features(rows=tuple(value))
 
 
-def _scalar_rows(rows: list[Any]) -> bool:
-    """Whether every row holds 1 to :data:`MAX_FEATURES` JSON scalars, numbers finite as float64: the
-    typed rows' check in whole-list operations (False sends the rows to the precise check)."""
-    if not all(0 < len(row) <= MAX_FEATURES for row in rows):
+def _scalar_rows(rows: list[Any], numbers_finite: bool = False) -> bool:
+    """Whether every row holds 1 to :data:`MAX_FEATURES` JSON scalars, numbers finite as float64 (known
+    when ``numbers_finite``): the typed rows' check in whole-list operations (False sends the rows to
+    the precise check)."""
+    lengths = set(map(len, rows))
+    if min(lengths) < 1 or max(lengths) > MAX_FEATURES:
         return False
-    values = list(chain.from_iterable(row.values() if type(row) is dict else row for row in rows))
-    if not set(map(type, values)) <= SCALAR_TYPES:
+    if set(map(type, rows)) == {dict}:
+        values = list(chain.from_iterable(map(dict.values, rows)))
+    else:
+        values = list(chain.from_iterable(row.values() if type(row) is dict else row for row in rows))
+    kinds = set(map(type, values))
+    if not kinds <= SCALAR_TYPES:
         return False
+    if numbers_finite or not kinds & NUMBER_TYPES:
+        return True
     try:  # their sum is finite only when each number is; an integer beyond float64 overflows it
         return math.isfinite(sum(v for v in values if type(v) in NUMBER_TYPES))
     except OverflowError:

@@ -14,8 +14,10 @@ whose adapter says it ``takes_table`` gets those typed columns as an
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -145,7 +147,8 @@ def table_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> Ta
     raw: Sequence[Row] = matrix.tolist() if matrix is not None else rows.rows  # type: ignore[union-attr]
     names = sig.names or ()
     expected = set(names)
-    if raw and all(type(row) is dict and row.keys() == expected for row in raw):  # named rows, as expected
+    # named rows, each with the expected names (compared in C, not row by row in Python)
+    if raw and set(map(type, raw)) == {dict} and all(map(operator.eq, map(dict.keys, raw), repeat(expected))):
         columns: list[Sequence[Value]] = [[row[name] for row in raw] for name in names]  # type: ignore[index]
     else:
         columns = list(zip(*ordered_rows(raw, len(sig.fields), sig.names, model_name), strict=True))

@@ -38,6 +38,15 @@ def _penguin(**changes: object) -> dict[str, object]:
     return {k: v for k, v in row.items() if v is not OMIT}
 
 
+def _named_row_batch(value: str) -> str:
+    """A two-row batch of named rows whose second row's first value is ``value`` (JSON text)."""
+
+    def row(first: str) -> str:
+        return f'{{"sepal_length": {first}, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}'
+
+    return f'{{"features": [{row("5.1")}, {row(value)}]}}'
+
+
 BAD_REQUESTS = [
     # --- /predict: the features ---
     ("string-features", "POST", "/api/v1/predict", _j({"features": "invalid"}), JSON, 422, "list of values"),
@@ -53,6 +62,11 @@ BAD_REQUESTS = [
     ("infinity", "POST", "/api/v1/predict", '{"features": [Infinity, 3.5, 1.4, 0.2]}', JSON, 422, "finite"),
     ("neg-infinity", "POST", "/api/v1/predict", '{"features": [-Infinity, 3.5, 1.4, 0.2]}', JSON, 422, "finite"),
     ("huge-number", "POST", "/api/v1/predict", '{"features": [1e999, 3.5, 1.4, 0.2]}', JSON, 422, "finite"),
+    # named rows in a batch: the standard library parses these bodies, orjson refuses them
+    *(
+        (f"batch-named-{name}", "POST", "/api/v1/batch-predict", _named_row_batch(value), JSON, 422, "finite")
+        for name, value in (("nan", "NaN"), ("infinity", "Infinity"), ("huge-number", "1e999"))
+    ),
     ("too-few", "POST", "/api/v1/predict", _j({"features": [5.1, 3.5, 1.4]}), JSON, 422, "expected 4 features"),
     ("too-many", "POST", "/api/v1/predict", _j({"features": ROW + [1.0]}), JSON, 422, "expected 4 features"),
     ("missing-features", "POST", "/api/v1/predict", _j({"model_name": "default"}), JSON, 422, "features"),

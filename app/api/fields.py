@@ -79,7 +79,7 @@ class FeatureRows(ma.fields.Field):
         if not 1 <= len(value) <= MAX_BATCH_ROWS:
             raise self.make_error("length")
         try:  # a body parsed by app.extensions.JsonBodyParser knows whether it holds a JSON boolean
-            return check_rows(value, getattr(data, "booleans_possible", True))
+            return check_rows(value, getattr(data, "booleans_possible", True), getattr(data, "numbers_finite", False))
         except FeatureError as exc:
             raise ma.ValidationError(exc.messages) from None
 
