@@ -149,7 +149,7 @@ def table_of(sig: Signature, rows: Features | np.ndarray, model_name: str) -> Ta
     expected = set(names)
     # named rows, each with the expected names (compared in C, not row by row in Python)
     if raw and set(map(type, raw)) == {dict} and all(map(operator.eq, map(dict.keys, raw), repeat(expected))):
-        columns: list[Sequence[Value]] = [[row[name] for row in raw] for name in names]  # type: ignore[index]
+        columns: list[Sequence[Value]] = [list(map(operator.itemgetter(name), raw)) for name in names]
     else:
         columns = list(zip(*ordered_rows(raw, len(sig.fields), sig.names, model_name), strict=True))
     return _table(sig, columns)

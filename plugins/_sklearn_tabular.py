@@ -23,6 +23,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -95,7 +96,7 @@ class _OneHot:
         for j in range(block.shape[1]):
             values = block[:, j].tolist()
             get = self.positions[j].get
-            codes = [get(v, _UNKNOWN) for v in values]
+            codes = list(map(get, values, repeat(_UNKNOWN, len(values))))
             if _UNKNOWN in codes:  # nulls (NaN never equals a key), or categories the encoder never saw
                 known = zip(codes, values, strict=True)
                 codes = [self._null_or_unknown(j, v) if c == _UNKNOWN else c for c, v in known]
