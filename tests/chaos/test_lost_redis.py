@@ -133,6 +133,16 @@ def health(server: GunicornServer) -> dict:
     return server.get("/api/v1/health").json()
 
 
+def degraded_naming_redis(server: GunicornServer) -> dict:
+    """The health report once it says degraded, naming redis."""
+    return poll_until(
+        lambda: (h := health(server))["status"] == "degraded" and redis_named(h) and h,
+        "health to report degraded, naming redis",
+        timeout=30,
+        describe=lambda: health(server),
+    )
+
+
 def redis_named(report: dict) -> bool:
     dependencies = report["checks"].get("dependencies", [])
     return any(dep["name"] == "redis" and dep["status"] != "healthy" for dep in dependencies)
@@ -156,12 +166,7 @@ def test_redis_lost_under_load_degrades_and_recovers(tmp_path):
                 redis.kill()
                 killed_at, served_before = time.monotonic(), load.total()
 
-                report = poll_until(
-                    lambda: (h := health(server))["status"] == "degraded" and redis_named(h) and h,
-                    "health to report degraded, naming redis",
-                    timeout=30,
-                    describe=lambda: health(server),
-                )
+                report = degraded_naming_redis(server)
                 assert report["checks"]["models"]["status"] == "healthy", report
                 ready = server.get("/api/v1/health/ready")
                 assert ready.status_code == 200, ready.text  # it still serves: stay in the load balancer
@@ -271,12 +276,7 @@ def test_redis_that_stops_answering_costs_waits_not_failures(tmp_path):
                 redis.freeze()
                 try:
                     frozen_at, served_before = time.monotonic(), load.total()
-                    report = poll_until(
-                        lambda: (h := health(server))["status"] == "degraded" and redis_named(h) and h,
-                        "health to report degraded, naming redis",
-                        timeout=30,
-                        describe=lambda: health(server),
-                    )
+                    report = degraded_naming_redis(server)
                     assert server.get("/api/v1/health/ready").status_code == 200, report
                     poll_until(
                         lambda: time.monotonic() - frozen_at > OUTAGE_SECONDS and load.total() >= served_before + 50,
