@@ -253,6 +253,14 @@ def write_penguins_hgb(directory: Path, name: str = "penguins_hgb", **metadata: 
     return path
 
 
+def write_penguins_models(directory: Path) -> Path:
+    """The three penguins models (Pipeline, XGBoost, HistGradientBoosting) under their default names."""
+    write_penguins_pipeline(directory)
+    write_penguins_xgboost(directory)
+    write_penguins_hgb(directory)
+    return directory
+
+
 def write_penguins_mlflow(directory: Path, kind: str = "pipeline", name: str | None = None, **options: Any) -> Path:
     """An MLflow model directory (``MLmodel`` and the flavor's data file) written by MLflow itself, with the
     signature MLflow infers from the training DataFrame. ``options`` go to ``save_model``."""

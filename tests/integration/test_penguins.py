@@ -23,10 +23,8 @@ from tests.factories import (
     penguins,
     penguins_categorical,
     penguins_model,
-    write_penguins_hgb,
     write_penguins_mlflow,
-    write_penguins_pipeline,
-    write_penguins_xgboost,
+    write_penguins_models,
 )
 from tests.helpers import GunicornServer, assert_error
 
@@ -43,9 +41,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("penguins")
     model_dir = root / "models"
     model_dir.mkdir()
-    write_penguins_pipeline(model_dir)
-    write_penguins_xgboost(model_dir)
-    write_penguins_hgb(model_dir)
+    write_penguins_models(model_dir)
     write_penguins_mlflow(model_dir, "xgboost")
     config = {"models": {"model_directory": str(model_dir), "default_model": "penguins"}}
     with GunicornServer(root, config, workers=2) as srv:

@@ -22,9 +22,7 @@ from tests.factories import (
     PENGUIN_LABELS,
     PENGUIN_STRINGS,
     penguin_records,
-    write_penguins_hgb,
-    write_penguins_pipeline,
-    write_penguins_xgboost,
+    write_penguins_models,
 )
 from tests.helpers import GunicornServer
 from tests.integration.test_penguins import COLUMNS, MODELS, expected
@@ -38,18 +36,9 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("v2-penguins")
     model_dir = root / "models"
     model_dir.mkdir()
-    write_penguins_pipeline(model_dir)
-    write_penguins_xgboost(model_dir)
-    write_penguins_hgb(model_dir)
+    write_penguins_models(model_dir)
     with GunicornServer(root, {"models": {"model_directory": str(model_dir)}}, workers=2) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def triton(server):
-    client = http.InferenceServerClient(url=f"127.0.0.1:{server.port}", connection_timeout=30, network_timeout=30)
-    yield client
-    client.close()
 
 
 def v1_answer(server, model: str, records: list[dict[str, Any]]) -> tuple[list[Any], np.ndarray]:

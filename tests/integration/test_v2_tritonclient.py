@@ -46,13 +46,6 @@ def server(tmp_path_factory):
         yield srv
 
 
-@pytest.fixture(scope="module")
-def triton(server):
-    client = http.InferenceServerClient(url=f"127.0.0.1:{server.port}", connection_timeout=30, network_timeout=30)
-    yield client
-    client.close()
-
-
 def test_live_ready_and_server_metadata(server, triton):
     assert triton.is_server_live() and triton.is_server_ready()
     meta = triton.get_server_metadata()
